@@ -1,0 +1,420 @@
+//! The configuration contract between `fedi-operator` and `fedi-server`.
+//!
+//! The server reads its configuration from environment variables; the operator renders
+//! those variables into the Deployments it builds. Both sides use the types here, so a
+//! renamed or retyped setting breaks the build instead of a running pod. The round trip
+//! `ServerConfig::from_lookup(render(c)) == c` is tested below.
+
+mod secret;
+mod values;
+
+pub mod vars;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+pub use secret::Secret;
+pub use values::{LogFormat, RedisMode, Registrations, SmtpTls};
+
+/// Everything a `fedi-server` process needs to start, whatever its role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The account domain (`@user@domain`); never changes for the life of an instance.
+    pub domain: String,
+    /// Address the HTTP listener binds (api and streamer roles).
+    pub listen: SocketAddr,
+    pub registrations: Registrations,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub storage: Option<StorageConfig>,
+    pub smtp: Option<SmtpConfig>,
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// The primary: all writes, and migrations (never through a transaction pooler).
+    pub url: Secret,
+    /// Optional hot standby for read-only queries; the server falls back to the primary.
+    pub replica_url: Option<Secret>,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub mode: RedisMode,
+    /// One URL in standalone mode; the seed nodes in cluster mode.
+    pub urls: Vec<Secret>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageConfig {
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub path_style: bool,
+    /// Where browsers fetch media from (a CDN or the bucket's public URL).
+    pub public_url: Option<String>,
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// One rendered environment variable. `secret` tells the operator to source the value
+/// from a Secret (`secretKeyRef`) instead of writing it into the pod spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvEntry {
+    pub name: &'static str,
+    pub value: String,
+    pub secret: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is required but not set")]
+    Missing(&'static str),
+    /// `value` is `None` for secret variables so that an error message never prints one.
+    #[error("{var} is invalid{}: {reason}", value.as_ref().map(|v| format!(" ({v:?})")).unwrap_or_default())]
+    Invalid {
+        var: &'static str,
+        value: Option<String>,
+        reason: String,
+    },
+}
+
+const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
+const DEFAULT_DB_MAX_CONNECTIONS: u32 = 10;
+
+impl ServerConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let r = Reader(&lookup);
+        let storage = match r.opt(vars::S3_BUCKET) {
+            None => None,
+            Some(bucket) => Some(StorageConfig {
+                endpoint: r.req(vars::S3_ENDPOINT)?,
+                region: r.opt(vars::S3_REGION).unwrap_or_else(|| "us-east-1".into()),
+                bucket,
+                path_style: r
+                    .parsed(vars::S3_PATH_STYLE, values::parse_bool)?
+                    .unwrap_or(true),
+                public_url: r.opt(vars::S3_PUBLIC_URL),
+                access_key_id: r.secret(vars::S3_ACCESS_KEY_ID)?,
+                secret_access_key: r.secret(vars::S3_SECRET_ACCESS_KEY)?,
+            }),
+        };
+        let smtp = match r.opt(vars::SMTP_HOST) {
+            None => None,
+            Some(host) => Some(SmtpConfig {
+                host,
+                port: r.parsed(vars::SMTP_PORT, values::parse_num)?.unwrap_or(587),
+                tls: r
+                    .parsed(vars::SMTP_TLS, str::parse)?
+                    .unwrap_or(SmtpTls::StartTls),
+                from: r.req(vars::SMTP_FROM)?,
+                username: r.opt(vars::SMTP_USERNAME),
+                password: r.opt(vars::SMTP_PASSWORD).map(Secret::new),
+            }),
+        };
+        let redis_urls: Vec<Secret> = r
+            .secret(vars::REDIS_URL)?
+            .expose()
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(Secret::new)
+            .collect();
+        Ok(Self {
+            domain: values::parse_domain(&r.req(vars::DOMAIN)?)
+                .map_err(|reason| r.invalid(vars::DOMAIN, reason))?,
+            listen: r
+                .parsed(vars::LISTEN, |s| {
+                    s.parse::<SocketAddr>().map_err(|e| e.to_string())
+                })?
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            registrations: r
+                .parsed(vars::REGISTRATIONS, str::parse)?
+                .unwrap_or_default(),
+            database: DatabaseConfig {
+                url: r.secret(vars::DATABASE_URL)?,
+                replica_url: r.opt(vars::DATABASE_REPLICA_URL).map(Secret::new),
+                max_connections: r
+                    .parsed(vars::DATABASE_MAX_CONNECTIONS, values::parse_num)?
+                    .unwrap_or(DEFAULT_DB_MAX_CONNECTIONS),
+            },
+            redis: RedisConfig {
+                mode: r.parsed(vars::REDIS_MODE, str::parse)?.unwrap_or_default(),
+                urls: redis_urls,
+            },
+            storage,
+            smtp,
+            log_format: r.parsed(vars::LOG_FORMAT, str::parse)?.unwrap_or_default(),
+        })
+    }
+
+    /// The environment that reproduces this configuration, in a stable order.
+    pub fn render(&self) -> Vec<EnvEntry> {
+        let mut out = Vec::new();
+        let mut plain = |name, value: String| {
+            out.push(EnvEntry {
+                name,
+                value,
+                secret: false,
+            })
+        };
+        plain(vars::DOMAIN, self.domain.clone());
+        plain(vars::LISTEN, self.listen.to_string());
+        plain(vars::REGISTRATIONS, self.registrations.to_string());
+        plain(vars::LOG_FORMAT, self.log_format.to_string());
+        plain(
+            vars::DATABASE_MAX_CONNECTIONS,
+            self.database.max_connections.to_string(),
+        );
+        plain(vars::REDIS_MODE, self.redis.mode.to_string());
+        if let Some(s) = &self.storage {
+            plain(vars::S3_ENDPOINT, s.endpoint.clone());
+            plain(vars::S3_REGION, s.region.clone());
+            plain(vars::S3_BUCKET, s.bucket.clone());
+            plain(vars::S3_PATH_STYLE, s.path_style.to_string());
+            if let Some(u) = &s.public_url {
+                plain(vars::S3_PUBLIC_URL, u.clone());
+            }
+        }
+        if let Some(m) = &self.smtp {
+            plain(vars::SMTP_HOST, m.host.clone());
+            plain(vars::SMTP_PORT, m.port.to_string());
+            plain(vars::SMTP_TLS, m.tls.to_string());
+            plain(vars::SMTP_FROM, m.from.clone());
+            if let Some(u) = &m.username {
+                plain(vars::SMTP_USERNAME, u.clone());
+            }
+        }
+        let mut secret = |name, value: &Secret| {
+            out.push(EnvEntry {
+                name,
+                value: value.expose().to_owned(),
+                secret: true,
+            })
+        };
+        secret(vars::DATABASE_URL, &self.database.url);
+        if let Some(u) = &self.database.replica_url {
+            secret(vars::DATABASE_REPLICA_URL, u);
+        }
+        let joined = Secret::new(
+            self.redis
+                .urls
+                .iter()
+                .map(Secret::expose)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        secret(vars::REDIS_URL, &joined);
+        if let Some(s) = &self.storage {
+            secret(vars::S3_ACCESS_KEY_ID, &s.access_key_id);
+            secret(vars::S3_SECRET_ACCESS_KEY, &s.secret_access_key);
+        }
+        if let Some(p) = self.smtp.as_ref().and_then(|m| m.password.as_ref()) {
+            secret(vars::SMTP_PASSWORD, p);
+        }
+        out
+    }
+
+    /// `render` as a map, convenient for `from_lookup` and for tests.
+    pub fn render_map(&self) -> BTreeMap<&'static str, String> {
+        self.render()
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect()
+    }
+}
+
+struct Reader<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn opt(&self, var: &'static str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn req(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.opt(var).ok_or(ConfigError::Missing(var))
+    }
+
+    fn secret(&self, var: &'static str) -> Result<Secret, ConfigError> {
+        self.req(var).map(Secret::new)
+    }
+
+    fn parsed<T, E: ToString>(
+        &self,
+        var: &'static str,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.opt(var)
+            .map(|v| parse(v.trim()).map_err(|e| self.invalid(var, e.to_string())))
+            .transpose()
+    }
+
+    fn invalid(&self, var: &'static str, reason: String) -> ConfigError {
+        let value = if vars::is_secret(var) {
+            None
+        } else {
+            self.opt(var)
+        };
+        ConfigError::Invalid { var, value, reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> ServerConfig {
+        ServerConfig {
+            domain: "social.example.com".into(),
+            listen: "127.0.0.1:3001".parse().unwrap(),
+            registrations: Registrations::Approval,
+            database: DatabaseConfig {
+                url: Secret::new("postgres://u:p@db-rw:5432/fedi"),
+                replica_url: Some(Secret::new("postgres://u:p@db-ro:5432/fedi")),
+                max_connections: 25,
+            },
+            redis: RedisConfig {
+                mode: RedisMode::Cluster,
+                urls: vec![
+                    Secret::new("redis://r-0:6379"),
+                    Secret::new("redis://r-1:6379"),
+                ],
+            },
+            storage: Some(StorageConfig {
+                endpoint: "https://s3.example.net".into(),
+                region: "eu-west-1".into(),
+                bucket: "social-media".into(),
+                path_style: false,
+                public_url: Some("https://media.example.com".into()),
+                access_key_id: Secret::new("AKIA"),
+                secret_access_key: Secret::new("shh"),
+            }),
+            smtp: Some(SmtpConfig {
+                host: "smtp.example.net".into(),
+                port: 465,
+                tls: SmtpTls::Tls,
+                from: "notifications@example.com".into(),
+                username: Some("mailer".into()),
+                password: Some(Secret::new("mail-pass")),
+            }),
+            log_format: LogFormat::Json,
+        }
+    }
+
+    fn minimal_env() -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            (vars::DOMAIN, "example.org".to_string()),
+            (vars::DATABASE_URL, "postgres://localhost/fedi".to_string()),
+            (vars::REDIS_URL, "redis://localhost".to_string()),
+        ])
+    }
+
+    fn parse(env: &BTreeMap<&'static str, String>) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn render_then_parse_is_identity() {
+        for config in [full(), parse(&minimal_env()).unwrap()] {
+            assert_eq!(parse(&config.render_map()).unwrap(), config);
+        }
+    }
+
+    #[test]
+    fn credentials_are_rendered_as_secrets_and_nothing_else_is() {
+        let rendered = full().render();
+        let secret: Vec<_> = rendered
+            .iter()
+            .filter(|e| e.secret)
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(
+            secret,
+            [
+                vars::DATABASE_URL,
+                vars::DATABASE_REPLICA_URL,
+                vars::REDIS_URL,
+                vars::S3_ACCESS_KEY_ID,
+                vars::S3_SECRET_ACCESS_KEY,
+                vars::SMTP_PASSWORD
+            ]
+        );
+        for e in &rendered {
+            assert_eq!(e.secret, vars::is_secret(e.name), "{}", e.name);
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_optional_settings_are_absent() {
+        let c = parse(&minimal_env()).unwrap();
+        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(c.registrations, Registrations::Open);
+        assert_eq!(c.redis.mode, RedisMode::Standalone);
+        assert_eq!(c.database.max_connections, DEFAULT_DB_MAX_CONNECTIONS);
+        assert!(c.storage.is_none() && c.smtp.is_none() && c.database.replica_url.is_none());
+    }
+
+    #[test]
+    fn each_required_variable_is_named_when_missing() {
+        for var in [vars::DOMAIN, vars::DATABASE_URL, vars::REDIS_URL] {
+            let mut env = minimal_env();
+            env.insert(var, "  ".into());
+            assert_eq!(parse(&env), Err(ConfigError::Missing(var)));
+        }
+        let mut env = minimal_env();
+        env.insert(vars::S3_BUCKET, "media".into());
+        assert_eq!(parse(&env), Err(ConfigError::Missing(vars::S3_ENDPOINT)));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_the_expected_form() {
+        let cases = [
+            (vars::REGISTRATIONS, "sometimes", "open, approval or closed"),
+            (vars::LISTEN, "localhost", "invalid socket address"),
+            (vars::DATABASE_MAX_CONNECTIONS, "-1", "invalid digit"),
+            (vars::S3_PATH_STYLE, "maybe", "true/false"),
+            (vars::DOMAIN, "https://example.org/", "bare host name"),
+            (vars::DOMAIN, "Example.ORG.", "lower case"),
+        ];
+        for (var, value, expected) in cases {
+            let mut env = full().render_map();
+            env.insert(var, value.into());
+            let err = parse(&env).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{err}");
+            assert!(err.contains(expected), "{err} should mention {expected}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output_or_errors() {
+        let c = full();
+        let debug = format!("{c:?}");
+        for e in c.render().iter().filter(|e| e.secret) {
+            assert!(!debug.contains(&e.value), "{} leaked into Debug", e.name);
+        }
+        let mut env = minimal_env();
+        env.insert(vars::REDIS_URL, ",".into());
+        env.insert(vars::DATABASE_URL, "postgres://user:hunter2@db/fedi".into());
+        let c = parse(&env).unwrap();
+        assert!(c.redis.urls.is_empty());
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

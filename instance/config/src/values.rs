@@ -1,0 +1,141 @@
+//! Enumerated settings and the parsers for scalar values, each with the wording an operator
+//! sees when a value is wrong.
+
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! keyword_enum {
+    ($(#[$meta:meta])* $name:ident, default $default:ident, { $($variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::$default
+            }
+        }
+
+        impl $name {
+            const WORDS: &'static [(&'static str, $name)] = &[$(($word, $name::$variant)),+];
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                let s = s.to_ascii_lowercase();
+                Self::WORDS.iter().find(|(w, _)| *w == s).map(|(_, v)| *v).ok_or_else(|| {
+                    let words: Vec<_> = Self::WORDS.iter().map(|(w, _)| *w).collect();
+                    format!("expected {}", one_of(&words))
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let word = Self::WORDS.iter().find(|(_, v)| v == self).map(|(w, _)| *w);
+                f.write_str(word.expect("every variant has a word"))
+            }
+        }
+    };
+}
+
+keyword_enum!(
+    /// Who may create an account.
+    Registrations, default Open, { Open => "open", Approval => "approval", Closed => "closed" }
+);
+keyword_enum!(RedisMode, default Standalone, { Standalone => "standalone", Cluster => "cluster" });
+keyword_enum!(
+    /// `starttls` upgrades a plain connection (port 587); `tls` is implicit TLS (465).
+    SmtpTls, default StartTls, { StartTls => "starttls", Tls => "tls", None => "none" }
+);
+keyword_enum!(LogFormat, default Text, { Text => "text", Json => "json" });
+
+fn one_of(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+pub(crate) fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true/false".into()),
+    }
+}
+
+pub(crate) fn parse_num<T: FromStr<Err = std::num::ParseIntError>>(s: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|e: std::num::ParseIntError| e.to_string())
+}
+
+/// The account domain must be a bare, canonical host name: it becomes part of every
+/// account's identity and of every ActivityPub id, so `Example.org.` and `example.org`
+/// must not both be possible.
+pub(crate) fn parse_domain(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.contains("://") || s.contains('/') || s.contains('@') {
+        return Err("expected a bare host name such as social.example.com".into());
+    }
+    if s != s.to_ascii_lowercase() || s.ends_with('.') {
+        return Err("expected lower case without a trailing dot".into());
+    }
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if s.len() > 253 || !s.split('.').all(valid_label) {
+        return Err(
+            "expected a bare host name such as social.example.com (IDN in punycode)".into(),
+        );
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_round_trip_and_list_the_choices() {
+        for r in [
+            Registrations::Open,
+            Registrations::Approval,
+            Registrations::Closed,
+        ] {
+            assert_eq!(r.to_string().parse::<Registrations>(), Ok(r));
+        }
+        assert_eq!("CLUSTER".parse::<RedisMode>(), Ok(RedisMode::Cluster));
+        assert_eq!(
+            "x".parse::<SmtpTls>(),
+            Err("expected starttls, tls or none".to_string())
+        );
+    }
+
+    #[test]
+    fn domains_are_canonical_host_names() {
+        assert_eq!(
+            parse_domain("xn--bcher-kva.example").as_deref(),
+            Ok("xn--bcher-kva.example")
+        );
+        assert_eq!(parse_domain("localhost").as_deref(), Ok("localhost"));
+        for bad in [
+            "evil.example/victim.example",
+            "a..b",
+            "-a.example",
+            "a_b.example",
+            "",
+            "u@x.org",
+        ] {
+            assert!(parse_domain(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+}

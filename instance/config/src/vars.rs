@@ -1,0 +1,40 @@
+//! Names of the environment variables the server reads. The operator renders exactly these.
+
+pub const DOMAIN: &str = "FEDI_DOMAIN";
+pub const LISTEN: &str = "FEDI_LISTEN";
+pub const REGISTRATIONS: &str = "FEDI_REGISTRATIONS";
+pub const LOG_FORMAT: &str = "FEDI_LOG_FORMAT";
+pub const DATABASE_URL: &str = "FEDI_DATABASE_URL";
+pub const DATABASE_REPLICA_URL: &str = "FEDI_DATABASE_REPLICA_URL";
+pub const DATABASE_MAX_CONNECTIONS: &str = "FEDI_DATABASE_MAX_CONNECTIONS";
+pub const REDIS_MODE: &str = "FEDI_REDIS_MODE";
+/// One URL, or a comma-separated list of seed nodes in cluster mode.
+pub const REDIS_URL: &str = "FEDI_REDIS_URL";
+pub const S3_ENDPOINT: &str = "FEDI_S3_ENDPOINT";
+pub const S3_REGION: &str = "FEDI_S3_REGION";
+pub const S3_BUCKET: &str = "FEDI_S3_BUCKET";
+pub const S3_PATH_STYLE: &str = "FEDI_S3_PATH_STYLE";
+pub const S3_PUBLIC_URL: &str = "FEDI_S3_PUBLIC_URL";
+pub const S3_ACCESS_KEY_ID: &str = "FEDI_S3_ACCESS_KEY_ID";
+pub const S3_SECRET_ACCESS_KEY: &str = "FEDI_S3_SECRET_ACCESS_KEY";
+pub const SMTP_HOST: &str = "FEDI_SMTP_HOST";
+pub const SMTP_PORT: &str = "FEDI_SMTP_PORT";
+pub const SMTP_TLS: &str = "FEDI_SMTP_TLS";
+pub const SMTP_FROM: &str = "FEDI_SMTP_FROM";
+pub const SMTP_USERNAME: &str = "FEDI_SMTP_USERNAME";
+pub const SMTP_PASSWORD: &str = "FEDI_SMTP_PASSWORD";
+
+/// Variables whose values are credentials (URLs carry passwords): they come from Secrets
+/// and are never echoed in an error.
+pub const SECRET: &[&str] = &[
+    DATABASE_URL,
+    DATABASE_REPLICA_URL,
+    REDIS_URL,
+    S3_ACCESS_KEY_ID,
+    S3_SECRET_ACCESS_KEY,
+    SMTP_PASSWORD,
+];
+
+pub fn is_secret(var: &str) -> bool {
+    SECRET.contains(&var)
+}

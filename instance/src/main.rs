@@ -1,0 +1,100 @@
+//! `fedi-server`: one binary, one role per process (or all of them in one, for development).
+
+mod api;
+mod migrate;
+mod shutdown;
+mod state;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fedi_config::ServerConfig;
+use tracing::{error, warn};
+
+/// A Mastodon-compatible fediverse server.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Serve the Mastodon REST API, OAuth2 and ActivityPub over HTTP.
+    Api,
+    /// Serve the Mastodon streaming API (WebSocket and SSE).
+    Streamer,
+    /// Process background jobs from the Redis queue.
+    Worker,
+    /// Apply pending database migrations to the primary, then exit.
+    Migrate,
+    /// Administration tasks (accounts, jobs, domains).
+    Admin,
+    /// Every implemented role in one process, for development.
+    All,
+}
+
+/// Exit code of a role that exists in the CLI but is not implemented yet, so that scripts
+/// and Kubernetes can tell it apart from a crash.
+const EXIT_NOT_IMPLEMENTED: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(issue) = not_implemented(cli.role) {
+        eprintln!(
+            "fedi-server {}: not implemented yet ({issue}); nothing was started",
+            format!("{:?}", cli.role).to_lowercase()
+        );
+        return ExitCode::from(EXIT_NOT_IMPLEMENTED);
+    }
+    let config = match ServerConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fedi-server: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(cli.role, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Which issue delivers a role that does not exist yet.
+fn not_implemented(role: Role) -> Option<&'static str> {
+    match role {
+        Role::Streamer | Role::Worker => Some("the worker and streamer issue"),
+        Role::Admin => Some("the admin commands arrive with the server API and worker issues"),
+        Role::Api | Role::Migrate | Role::All => None,
+    }
+}
+
+async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
+    match role {
+        Role::Migrate => migrate::run(&config).await,
+        Role::Api => api::serve(config).await,
+        Role::All => {
+            let missing: Vec<_> = [Role::Streamer, Role::Worker]
+                .into_iter()
+                .filter(|r| not_implemented(*r).is_some())
+                .map(|r| format!("{r:?}").to_lowercase())
+                .collect();
+            if !missing.is_empty() {
+                warn!(
+                    roles = missing.join(", "),
+                    "roles not implemented yet are not running"
+                );
+            }
+            migrate::run(&config).await?;
+            api::serve(config).await
+        }
+        Role::Streamer | Role::Worker | Role::Admin => unreachable!("refused in main"),
+    }
+}

@@ -1,0 +1,97 @@
+//! Connections shared by every request: the PostgreSQL pools and Redis.
+//!
+//! Both connect lazily, so a pod starts and reports "not ready" while a dependency is down,
+//! instead of crash-looping; readiness probes then tell Kubernetes when to send traffic.
+
+use std::time::Duration;
+
+use fedi_config::{RedisMode, ServerConfig};
+use redis::aio::ConnectionManager;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::OnceCell;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: std::sync::Arc<Redis>,
+}
+
+impl AppState {
+    pub fn new(config: &ServerConfig) -> anyhow::Result<Self> {
+        let db = PgPoolOptions::new()
+            .max_connections(config.database.max_connections)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy(config.database.url.expose())
+            .map_err(|e| anyhow::anyhow!("FEDI_DATABASE_URL is not a PostgreSQL URL: {e}"))?;
+        Ok(Self {
+            db,
+            redis: std::sync::Arc::new(Redis::new(config)?),
+        })
+    }
+}
+
+/// Redis in either deployment mode; callers do not care which.
+// One per process, behind an Arc: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Redis {
+    Standalone {
+        client: redis::Client,
+        conn: OnceCell<ConnectionManager>,
+    },
+    Cluster {
+        client: ClusterClient,
+        conn: OnceCell<ClusterConnection>,
+    },
+}
+
+impl Redis {
+    fn new(config: &ServerConfig) -> anyhow::Result<Self> {
+        let urls: Vec<&str> = config.redis.urls.iter().map(|u| u.expose()).collect();
+        let invalid = |e: redis::RedisError| {
+            anyhow::anyhow!("FEDI_REDIS_URL is not a valid Redis URL: {:?}", e.kind())
+        };
+        Ok(match config.redis.mode {
+            RedisMode::Standalone => {
+                let [url] = urls.as_slice() else {
+                    anyhow::bail!(
+                        "FEDI_REDIS_URL must hold exactly one URL in standalone mode, found {}",
+                        urls.len()
+                    );
+                };
+                Self::Standalone {
+                    client: redis::Client::open(*url).map_err(invalid)?,
+                    conn: OnceCell::new(),
+                }
+            }
+            RedisMode::Cluster => Self::Cluster {
+                client: ClusterClient::new(urls).map_err(invalid)?,
+                conn: OnceCell::new(),
+            },
+        })
+    }
+
+    /// PING, connecting first if needed. Both connection types reconnect by themselves
+    /// once established.
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let cmd = redis::cmd("PING");
+        match self {
+            Redis::Standalone { client, conn } => {
+                let mut c = conn
+                    .get_or_try_init(|| ConnectionManager::new(client.clone()))
+                    .await?
+                    .clone();
+                cmd.query_async::<String>(&mut c).await.map(drop)
+            }
+            Redis::Cluster { client, conn } => {
+                let mut c = conn
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await?
+                    .clone();
+                cmd.query_async::<String>(&mut c).await.map(drop)
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Helpers for tests against the real services of `make services-up`. A missing service is a
+//! failure with instructions, never a silent skip.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: start the test services with `make services-up` and run tests \
+             through `make test-unit` (or `set -a; . .local/services.env; set +a` first)"
+        )
+    })
+}
+
+/// A new, empty database on the primary, so tests never see each other's rows.
+pub async fn fresh_database() -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let admin_url = service_env("FEDI_TEST_DATABASE_URL");
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        nanos % 1_000_000_000
+    );
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .expect("connect to the test primary");
+    // The name is built above from digits and a fixed prefix only.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let (base, _) = admin_url.rsplit_once('/').expect("database URL has a path");
+    format!("{base}/{name}")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `fedi-server` child process, killed when dropped so a failing test leaves nothing behind.
+pub struct Server {
+    pub child: Child,
+    pub base_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn server_command(database_url: &str, redis_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fedi-server"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FEDI_DOMAIN", "test.example")
+        .env("FEDI_DATABASE_URL", database_url)
+        .env("FEDI_REDIS_URL", redis_url)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null());
+    cmd
+}
+
+pub async fn start_api(database_url: &str, redis_url: &str) -> Server {
+    start_api_with(database_url, redis_url, &[]).await
+}
+
+pub async fn start_api_with(database_url: &str, redis_url: &str, env: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let child = server_command(database_url, redis_url)
+        .arg("api")
+        .env("FEDI_LISTEN", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn fedi-server api");
+    let server = Server {
+        child,
+        base_url: format!("http://127.0.0.1:{port}"),
+    };
+    let health = format!("{}/health", server.base_url);
+    eventually(
+        Duration::from_secs(20),
+        "fedi-server api to answer /health",
+        || async { reqwest::get(&health).await.ok() },
+    )
+    .await;
+    server
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,60 @@
+//! `fedi-server migrate` against a real PostgreSQL primary.
+
+mod common;
+
+use common::*;
+use sqlx::Connection;
+
+#[tokio::test]
+async fn migrate_creates_the_schema_and_is_idempotent() {
+    let db = fresh_database().await;
+    for run in 0..2 {
+        let out = server_command(&db, "redis://unused")
+            .arg("migrate")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = String::from_utf8_lossy(&out.stdout);
+        let expected = if run == 0 { "applied=1" } else { "applied=0" };
+        assert!(
+            log.contains(expected),
+            "run {run} should report {expected}: {log}"
+        );
+    }
+    let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+    sqlx::query("INSERT INTO instance_settings (key, value) VALUES ('site.title', '\"Hi\"')")
+        .execute(&mut conn)
+        .await
+        .expect("instance_settings exists after migrate");
+    let long_key = "k".repeat(200);
+    let err = sqlx::query("INSERT INTO instance_settings (key, value) VALUES ($1, 'null')")
+        .bind(long_key)
+        .execute(&mut conn)
+        .await
+        .expect_err("keys are bounded");
+    assert!(err.to_string().contains("check constraint"), "{err}");
+}
+
+#[tokio::test]
+async fn migrate_against_an_unreachable_database_fails_clearly() {
+    let url = format!("postgres://fedi:topsecret@127.0.0.1:{}/fedi", free_port());
+    let out = server_command(&url, "redis://unused")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains("cannot connect to the primary database"),
+        "{all}"
+    );
+    assert!(!all.contains("topsecret"), "the password leaked: {all}");
+}

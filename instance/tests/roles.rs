@@ -1,0 +1,94 @@
+//! The binary's roles: the ones that exist work against real PostgreSQL and Redis, the ones
+//! that do not say so and exit non-zero.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn unimplemented_roles_refuse_to_start() {
+    for role in ["streamer", "worker", "admin"] {
+        let out = server_command("postgres://unused", "redis://unused")
+            .arg(role)
+            .output()
+            .expect("run fedi-server");
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{role} must exit with the not-implemented code"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("not implemented yet"), "{role}: {stderr}");
+    }
+}
+
+#[test]
+fn a_configuration_error_names_the_variable() {
+    let out = server_command("postgres://x/y", "redis://x")
+        .env_remove("FEDI_DOMAIN")
+        .arg("api")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FEDI_DOMAIN is required"));
+}
+
+#[tokio::test]
+async fn api_is_ready_with_its_dependencies_and_speaks_mastodon_errors() {
+    let db = fresh_database().await;
+    let server = start_api(&db, &service_env("FEDI_TEST_REDIS_URL")).await;
+
+    let health = reqwest::get(format!("{}/health", server.base_url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "OK");
+
+    let ready = reqwest::get(format!("{}/readyz", server.base_url))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["redis"], "ok");
+
+    let missing = reqwest::get(format!("{}/api/v1/nothing-here", server.base_url))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"error": "Record not found"}));
+}
+
+#[tokio::test]
+async fn api_works_against_a_redis_cluster() {
+    let db = fresh_database().await;
+    let nodes = service_env("FEDI_TEST_REDIS_CLUSTER_NODES");
+    let server = start_api_with(&db, &nodes, &[("FEDI_REDIS_MODE", "cluster")]).await;
+    let ready = reqwest::get(format!("{}/readyz", server.base_url))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_missing_dependency_makes_the_api_unready_without_revealing_where_it_is() {
+    let db = fresh_database().await;
+    // Nothing listens on this port: Redis is "down".
+    let dead_redis = format!("redis://:s3cret-password@127.0.0.1:{}", free_port());
+    let server = start_api(&db, &dead_redis).await;
+
+    let ready = reqwest::get(format!("{}/readyz", server.base_url))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let text = ready.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["checks"]["database"], "ok");
+    assert_eq!(body["checks"]["redis"], "unavailable");
+    assert!(
+        !text.contains("s3cret") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+}

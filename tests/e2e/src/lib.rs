@@ -1,0 +1,182 @@
+//! Helpers that keep each end-to-end test short: a client for the cluster named by
+//! `KUBECONFIG`, a fresh namespace per test (deleted afterwards), CRD installation, and
+//! `await_condition` with a timeout that dumps the object when it expires.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, CustomResourceExt, Resource};
+use serde_json::json;
+
+pub use fedi_operator::crd::{FediInstance, FediInstanceSpec};
+
+pub const MANAGER: &str = "fedi-e2e";
+
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A client for the cluster under test. Refuses to guess: without KUBECONFIG the e2e suite
+/// would otherwise run against whatever `~/.kube/config` points at.
+pub async fn client() -> Client {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        panic!(
+            "KUBECONFIG is not set: run the e2e suite with `make e2e` (starts the local control \
+             plane) or point KUBECONFIG at a test cluster"
+        );
+    }
+    Client::try_default()
+        .await
+        .expect("a client for KUBECONFIG")
+}
+
+/// Installs the CRD from `crds/` (what users apply, not what the code would generate) and
+/// waits until the API server serves it.
+pub async fn install_crd(client: &Client) {
+    let path = repo_root().join("crds/fediinstances.yaml");
+    let yaml = std::fs::read_to_string(&path).expect("crds/fediinstances.yaml");
+    let crd: CustomResourceDefinition = serde_yaml::from_str(&yaml).expect("CRD YAML");
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    api.patch(
+        crd.metadata.name.as_deref().unwrap(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply CRD");
+    let name = FediInstance::crd_name();
+    await_until(
+        Duration::from_secs(30),
+        "the CRD to be Established",
+        || async {
+            let crd = api.get(name).await.ok()?;
+            let established = crd
+                .status?
+                .conditions?
+                .into_iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            established.then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// A namespace for one test, deleted when dropped.
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    pub async fn new(client: &Client, prefix: &str) -> Self {
+        let suffix: u32 = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            ^ std::process::id())
+            % 1_000_000;
+        let name = format!("e2e-{prefix}-{suffix}");
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create test namespace");
+        Self {
+            name,
+            client: client.clone(),
+        }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        let name = self.name.clone();
+        // Best effort, off the test's runtime which may be shutting down.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let _ = Api::<Namespace>::all(client)
+                    .delete(&name, &DeleteParams::default())
+                    .await;
+            });
+        })
+        .join()
+        .ok();
+    }
+}
+
+pub fn instance(name: &str, spec: serde_json::Value) -> FediInstance {
+    serde_json::from_value(json!({
+        "apiVersion": "fedi.dev/v1alpha1",
+        "kind": "FediInstance",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .expect("a FediInstance")
+}
+
+/// Polls `check` until it yields a value, or fails after `timeout` naming `what`.
+pub async fn await_until<T, F, Fut>(
+    timeout: Duration,
+    what: &str,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `fedi` satisfies `predicate`; on timeout the error carries the object as last
+/// seen, which is what one needs to debug a failed e2e run.
+pub async fn await_instance(
+    api: &Api<FediInstance>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    predicate: impl Fn(&FediInstance) -> bool,
+) -> anyhow::Result<FediInstance> {
+    let last = std::cell::RefCell::new(None);
+    let found = await_until(timeout, what, || {
+        let fut = api.get(name);
+        let (last, predicate) = (&last, &predicate);
+        async move {
+            let f = fut.await.ok()?;
+            let ok = predicate(&f);
+            *last.borrow_mut() = Some(f.clone());
+            ok.then_some(f)
+        }
+    })
+    .await;
+    found.with_context(|| {
+        format!(
+            "last seen: {}",
+            serde_yaml::to_string(&*last.borrow()).unwrap_or_default()
+        )
+    })
+}
