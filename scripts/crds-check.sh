@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Fails when crds/ is not what the Rust types generate: the YAML users apply must never
+# drift from what the operator expects. Fix with `make crds` and commit the result.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+generated=$(mktemp)
+trap 'rm -f "$generated"' EXIT
+cargo run --quiet --locked --bin crdgen >"$generated"
+status=0
+for copy in crds/fediinstances.yaml charts/fedi-operator/crds/fediinstances.yaml; do
+    if ! diff -u "$copy" "$generated"; then
+        echo "error: $copy is out of date: run 'make crds' and commit it" >&2
+        status=1
+    fi
+done
+# The chart ships the operator of the same release.
+workspace=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+app=$(sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/fedi-operator/Chart.yaml)
+if [[ "$workspace" != "$app" ]]; then
+    echo "error: charts/fedi-operator/Chart.yaml appVersion $app != workspace version $workspace" >&2
+    status=1
+fi
+[[ $status == 0 ]] && echo "crds/ and the chart match the code"
+exit $status
