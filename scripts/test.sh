@@ -21,11 +21,21 @@ cleanup() {
     fi
     [[ "${started_services:-0}" == 1 ]] && scripts/services/down.sh >/dev/null
     phase_report
+    test_totals
     exit "$rc"
 }
 trap cleanup EXIT
 
 mkdir -p "$LOCAL_DIR/logs"
+RESULTS="$LOCAL_DIR/logs/test-output.log"
+: >"$RESULTS"
+# with_results CMD...: run CMD, keeping its output for the totals below.
+with_results() { "$@" 2>&1 | tee -a "$RESULTS"; }
+# One closing line for the whole run, summed over every `cargo test` binary.
+test_totals() {
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+         END { printf "tests: %d passed, %d failed\n", p, f }' "$RESULTS"
+}
 
 # The control-plane build (cold: the longest step) overlaps the Rust phases. Warm, it is a
 # no-op that returns at once.
@@ -44,7 +54,7 @@ any_alive "$SERVICES_PIDS" || started_services=1
 phase "services up" scripts/services/up.sh
 # shellcheck source=/dev/null
 set -a; source "$SERVICES_ENV"; set +a
-phase "unit + integration tests" cargo test --locked --workspace --exclude fedi-e2e
+phase "unit + integration tests" with_results cargo test --locked --workspace --exclude fedi-e2e
 if [[ "$started_services" == 1 ]]; then
     phase "services down" scripts/services/down.sh
     started_services=0
@@ -60,4 +70,4 @@ if [[ -n "${cluster_build_pid:-}" ]]; then
     phase "control-plane build (rest)" wait_build
     cluster_build_pid=
 fi
-phase "e2e" scripts/e2e.sh
+phase "e2e" with_results scripts/e2e.sh

@@ -26,12 +26,12 @@ GO_CHECKED=false
 require_go() {
 	[[ "${GO_CHECKED}" == false ]] || return 0
 	command -v go >/dev/null 2>&1 ||
-		die "e2e needs Go 1.${MIN_GO_MINOR}+ to build the control plane, or set KUBECONFIG to an existing cluster"
+		die "e2e needs Go 1.${MIN_GO_MINOR}+ to build the control plane, or run e2e against an existing cluster with E2E_KUBECONFIG=path (make e2e)"
 	local gov
 	gov="$(go env GOVERSION 2>/dev/null || true)"
 	if [[ "${gov}" =~ ^go1\.([0-9]+) ]]; then
 		((BASH_REMATCH[1] >= MIN_GO_MINOR)) ||
-			die "e2e needs Go 1.${MIN_GO_MINOR}+ to build the control plane (found ${gov}), or set KUBECONFIG to an existing cluster"
+			die "e2e needs Go 1.${MIN_GO_MINOR}+ to build the control plane (found ${gov}), or run e2e against an existing cluster with E2E_KUBECONFIG=path (make e2e)"
 	else
 		die "cannot determine the Go version ('go env GOVERSION' printed '${gov}')"
 	fi
@@ -175,7 +175,7 @@ main() {
 	# openssl is not needed to build, but up.sh (the usual caller) needs it for
 	# the cluster's PKI: say so before a long build rather than after it.
 	command -v openssl >/dev/null 2>&1 ||
-		die "e2e needs openssl to create the cluster's certificates (apt-get install openssl), or set KUBECONFIG to an existing cluster"
+		die "e2e needs openssl to create the cluster's certificates (apt-get install openssl), or run e2e against an existing cluster with E2E_KUBECONFIG=path (make e2e)"
 	mkdir -p "${BIN_ROOT}"
 	# Serialize concurrent build.sh runs (e.g. two terminals running up.sh).
 	exec 9>"${BIN_ROOT}/.build.lock"
