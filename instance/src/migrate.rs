@@ -3,20 +3,13 @@
 
 use fedi_config::ServerConfig;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use tracing::info;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 pub async fn run(config: &ServerConfig) -> anyhow::Result<()> {
-    let options: PgConnectOptions = config
-        .database
-        .url
-        .expose()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("FEDI_DATABASE_URL is not a PostgreSQL URL: {e}"))?;
-    let mut conn = options
+    let mut conn = crate::state::primary_options(&config.database)?
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the primary database: {e}"))?;

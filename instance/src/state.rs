@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use fedi_config::{RedisMode, ServerConfig};
+use fedi_config::{DatabaseConfig, RedisMode, ServerConfig};
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::OnceCell;
 
 #[derive(Clone)]
@@ -24,13 +24,26 @@ impl AppState {
         let db = PgPoolOptions::new()
             .max_connections(config.database.max_connections)
             .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy(config.database.url.expose())
-            .map_err(|e| anyhow::anyhow!("FEDI_DATABASE_URL is not a PostgreSQL URL: {e}"))?;
+            .connect_lazy_with(primary_options(&config.database)?);
         Ok(Self {
             db,
             redis: std::sync::Arc::new(Redis::new(config)?),
         })
     }
+}
+
+/// Connection options of the primary. A separately given password (external databases keep
+/// it in the user's own Secret) wins over one in the URL.
+pub fn primary_options(db: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> {
+    let options: PgConnectOptions = db
+        .url
+        .expose()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("FEDI_DATABASE_URL is not a PostgreSQL URL: {e}"))?;
+    Ok(match &db.password {
+        Some(p) => options.password(p.expose()),
+        None => options,
+    })
 }
 
 /// Redis in either deployment mode; callers do not care which.

@@ -58,3 +58,31 @@ async fn migrate_against_an_unreachable_database_fails_clearly() {
     );
     assert!(!all.contains("topsecret"), "the password leaked: {all}");
 }
+
+#[tokio::test]
+async fn a_separate_password_is_used_instead_of_the_one_in_the_url() {
+    let db = fresh_database().await;
+    let without_password = db.replacen(":fedi@", ":wrong@", 1);
+    assert_ne!(
+        db, without_password,
+        "the test URL carries the password fedi"
+    );
+    let refused = server_command(&without_password, "redis://unused")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "the wrong password must be refused"
+    );
+    let out = server_command(&without_password, "redis://unused")
+        .env("FEDI_DATABASE_PASSWORD", "fedi")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -29,6 +29,7 @@ pub fn desired(fedi: &FediInstance, now: Timestamp) -> FediInstanceStatus {
     FediInstanceStatus {
         observed_generation: generation,
         conditions: vec![ready],
+        components: Vec::new(),
         version: None,
         url: Some(format!("https://{}", fedi.spec.domain)),
     }
@@ -67,14 +68,9 @@ mod tests {
     use crate::crd::FediInstanceSpec;
 
     fn instance(generation: i64) -> FediInstance {
-        let mut f = FediInstance::new(
-            "social",
-            FediInstanceSpec {
-                domain: "social.example.com".into(),
-                version: None,
-                registrations: Default::default(),
-            },
-        );
+        let spec: FediInstanceSpec =
+            serde_json::from_value(serde_json::json!({"domain": "social.example.com"})).unwrap();
+        let mut f = FediInstance::new("social", spec);
         f.metadata.generation = Some(generation);
         f
     }

@@ -37,6 +37,8 @@ pub struct DatabaseConfig {
     pub url: Secret,
     /// Optional hot standby for read-only queries; the server falls back to the primary.
     pub replica_url: Option<Secret>,
+    /// Overrides the password of both URLs when set.
+    pub password: Option<Secret>,
     pub max_connections: u32,
 }
 
@@ -152,6 +154,7 @@ impl ServerConfig {
             database: DatabaseConfig {
                 url: r.secret(vars::DATABASE_URL)?,
                 replica_url: r.opt(vars::DATABASE_REPLICA_URL).map(Secret::new),
+                password: r.opt(vars::DATABASE_PASSWORD).map(Secret::new),
                 max_connections: r
                     .parsed(vars::DATABASE_MAX_CONNECTIONS, values::parse_num)?
                     .unwrap_or(DEFAULT_DB_MAX_CONNECTIONS),
@@ -213,6 +216,9 @@ impl ServerConfig {
         secret(vars::DATABASE_URL, &self.database.url);
         if let Some(u) = &self.database.replica_url {
             secret(vars::DATABASE_REPLICA_URL, u);
+        }
+        if let Some(p) = &self.database.password {
+            secret(vars::DATABASE_PASSWORD, p);
         }
         let joined = Secret::new(
             self.redis
@@ -289,6 +295,7 @@ mod tests {
             database: DatabaseConfig {
                 url: Secret::new("postgres://u:p@db-rw:5432/fedi"),
                 replica_url: Some(Secret::new("postgres://u:p@db-ro:5432/fedi")),
+                password: Some(Secret::new("db-pass-q7")),
                 max_connections: 25,
             },
             redis: RedisConfig {
@@ -351,6 +358,7 @@ mod tests {
             [
                 vars::DATABASE_URL,
                 vars::DATABASE_REPLICA_URL,
+                vars::DATABASE_PASSWORD,
                 vars::REDIS_URL,
                 vars::S3_ACCESS_KEY_ID,
                 vars::S3_SECRET_ACCESS_KEY,
@@ -370,6 +378,7 @@ mod tests {
         assert_eq!(c.redis.mode, RedisMode::Standalone);
         assert_eq!(c.database.max_connections, DEFAULT_DB_MAX_CONNECTIONS);
         assert!(c.storage.is_none() && c.smtp.is_none() && c.database.replica_url.is_none());
+        assert!(c.database.password.is_none());
     }
 
     #[test]

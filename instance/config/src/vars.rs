@@ -6,6 +6,9 @@ pub const REGISTRATIONS: &str = "FEDI_REGISTRATIONS";
 pub const LOG_FORMAT: &str = "FEDI_LOG_FORMAT";
 pub const DATABASE_URL: &str = "FEDI_DATABASE_URL";
 pub const DATABASE_REPLICA_URL: &str = "FEDI_DATABASE_REPLICA_URL";
+/// Password for the database URLs, when they do not carry one (external databases whose
+/// password lives in the user's own Secret).
+pub const DATABASE_PASSWORD: &str = "FEDI_DATABASE_PASSWORD";
 pub const DATABASE_MAX_CONNECTIONS: &str = "FEDI_DATABASE_MAX_CONNECTIONS";
 pub const REDIS_MODE: &str = "FEDI_REDIS_MODE";
 /// One URL, or a comma-separated list of seed nodes in cluster mode.
@@ -29,6 +32,7 @@ pub const SMTP_PASSWORD: &str = "FEDI_SMTP_PASSWORD";
 pub const SECRET: &[&str] = &[
     DATABASE_URL,
     DATABASE_REPLICA_URL,
+    DATABASE_PASSWORD,
     REDIS_URL,
     S3_ACCESS_KEY_ID,
     S3_SECRET_ACCESS_KEY,

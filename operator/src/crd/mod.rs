@@ -1,0 +1,196 @@
+//! The `fedi.dev/v1alpha1` `FediInstance` API. `crdgen` prints it into `crds/`.
+//!
+//! Every field carries a doc comment: it becomes the `description` that
+//! `kubectl explain fedi.spec...` shows, so it is written for the person reading that.
+//! Bounds and enums are in the schema; rules across fields are CEL (`x_kube(validation)`),
+//! so the API server refuses a bad manifest before the operator ever sees it.
+
+mod dependencies;
+mod ingress;
+mod settings;
+mod workloads;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+pub use dependencies::*;
+pub use ingress::*;
+pub use settings::*;
+pub use workloads::*;
+
+/// A Mastodon-compatible fediverse server and everything it runs on.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "fedi.dev",
+    version = "v1alpha1",
+    kind = "FediInstance",
+    plural = "fediinstances",
+    shortname = "fedi",
+    namespaced,
+    doc = "A Mastodon-compatible fediverse server and everything it runs on: one manifest, reconciled into its workloads, data services and ingress.",
+    status = "FediInstanceStatus",
+    printcolumn = r#"{"name":"Domain","type":"string","jsonPath":".spec.domain"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FediInstanceSpec {
+    /// The domain of the server's accounts (`@user@domain`), lower case, without scheme or
+    /// path. It is part of every account's identity on the fediverse, so it cannot be changed
+    /// once set: create a new instance instead.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("domain is immutable: it is part of every account's identity; create a new FediInstance instead"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(
+            pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+        )
+    )]
+    pub domain: String,
+
+    /// Version of fedi-server to run: the image tag. Defaults to the version this operator
+    /// was released with. Changing it upgrades the instance (migrations first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    )]
+    pub version: Option<String>,
+
+    /// Overrides of the server image, for mirrors and private registries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
+
+    /// Who may create an account: `open` (anyone), `approval` (a moderator approves each
+    /// sign-up) or `closed` (invitations and admins only).
+    #[serde(default)]
+    pub registrations: Registrations,
+
+    /// The first admin account, created once when the instance is first ready. Its password
+    /// reset link is sent by e-mail; no password is ever stored in the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminSpec>,
+
+    /// Name of a Secret in this namespace holding the instance's keys (see the
+    /// documentation for its keys). When unset, the operator generates one once and never
+    /// overwrites it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub existing_secret: Option<String>,
+
+    /// The REST API, OAuth and ActivityPub role.
+    #[serde(default)]
+    pub api: ComponentSpec,
+
+    /// The streaming API role (WebSocket and server-sent events).
+    #[serde(default)]
+    pub streamer: ComponentSpec,
+
+    /// Background job processing, as pools of workers with their own queues.
+    #[serde(default)]
+    pub worker: WorkerSpec,
+
+    /// PostgreSQL: the permanent record of the instance.
+    #[serde(default)]
+    pub database: DatabaseSpec,
+
+    /// Redis: job queue, home feeds and streaming pub/sub.
+    #[serde(default)]
+    pub redis: RedisSpec,
+
+    /// S3-compatible object storage for media.
+    #[serde(default)]
+    pub object_storage: ObjectStorageSpec,
+
+    /// Optional full-text search. Without it, search uses PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchSpec>,
+
+    /// Outgoing e-mail (confirmations, password resets, notifications).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpSpec>,
+
+    /// How the instance is reached from outside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// Which servers this instance federates with.
+    #[serde(default)]
+    pub federation: FederationSpec,
+
+    /// Limits on what users can post.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+
+    /// Scales every workload to zero while keeping all data; unsuspend to restore.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// What happens to data (databases, volumes, buckets) when the FediInstance is deleted:
+    /// `Retain` (the default) keeps it, `Delete` removes it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What the operator last observed. Never contains a secret value.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FediInstanceStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Kubernetes-style conditions: `Ready`, `Progressing`, `Degraded`, and one per
+    /// dependency and pipeline stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Ready and desired pods of each workload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentStatus>,
+    /// The server version running on every pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Where the instance is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Pods of one workload (`api`, `streamer`, `worker-<pool>`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    pub name: String,
+    pub ready: i32,
+    pub desired: i32,
+}
+
+impl FediInstance {
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_with_only_a_domain_gets_every_default() {
+        let spec: FediInstanceSpec =
+            serde_json::from_value(serde_json::json!({"domain": "social.example"})).unwrap();
+        assert_eq!(spec.registrations, Registrations::Open);
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Retain);
+        assert!(spec.database.managed.is_some() && spec.database.external.is_none());
+        assert!(spec.redis.managed.is_some() && spec.object_storage.managed.is_some());
+        let pools = &spec.worker.pools;
+        assert_eq!(pools.len(), 1);
+        assert!(pools[0].scheduler, "the default pool runs the scheduler");
+        assert_eq!(pools[0].queues.len(), Queue::ALL.len());
+        assert_eq!(spec.limits.max_post_length, 500);
+    }
+}
