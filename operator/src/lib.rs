@@ -4,6 +4,7 @@
 //! that the pure parts (status computation, and later the child builders) are tested with
 //! plain fixtures, without a cluster.
 
+pub mod build;
 pub mod controller;
 pub mod crd;
 pub mod metrics;

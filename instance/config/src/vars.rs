@@ -27,6 +27,13 @@ pub const SMTP_FROM: &str = "FEDI_SMTP_FROM";
 pub const SMTP_USERNAME: &str = "FEDI_SMTP_USERNAME";
 pub const SMTP_PASSWORD: &str = "FEDI_SMTP_PASSWORD";
 
+/// Worker role: the queues it polls with their weights, as `default:8,push:4`.
+pub const WORKER_QUEUES: &str = "FEDI_WORKER_QUEUES";
+/// Worker role: jobs run at once per process.
+pub const WORKER_CONCURRENCY: &str = "FEDI_WORKER_CONCURRENCY";
+/// Worker role: `true` in the one pool that runs periodic jobs.
+pub const WORKER_SCHEDULER: &str = "FEDI_WORKER_SCHEDULER";
+
 /// Variables whose values are credentials (URLs carry passwords): they come from Secrets
 /// and are never echoed in an error.
 pub const SECRET: &[&str] = &[

@@ -1,0 +1,256 @@
+//! The build stage: spec in, every desired child object out. Pure: no client, no clock, so
+//! each builder is tested with plain fixtures.
+
+mod config_map;
+mod deployments;
+mod env;
+mod hpa;
+mod service_account;
+mod services;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{ApiResource, DynamicObject};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+
+use crate::crd::FediInstance;
+
+pub use deployments::Workload;
+
+/// What the operator knows beyond the spec: where its release's server image lives.
+#[derive(Clone, Debug)]
+pub struct Defaults {
+    pub image_repository: String,
+    pub version: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            image_repository: "ghcr.io/fedi-dev/fedi-server".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// One desired child, untyped so that the apply stage handles every kind alike.
+#[derive(Clone, Debug)]
+pub struct Child {
+    pub resource: ApiResource,
+    pub object: DynamicObject,
+}
+
+impl Child {
+    fn new<K>(typed: &K) -> Self
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let object = serde_json::from_value(serde_json::to_value(typed).expect("serializable"))
+            .expect("a Kubernetes object is a DynamicObject");
+        Self {
+            resource: ApiResource::erase::<K>(&()),
+            object,
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.object.name_any()
+    }
+
+    /// `Kind/name`, for logs and events.
+    pub fn describe(&self) -> String {
+        format!("{}/{}", self.resource.kind, self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    #[error("the FediInstance has no {0}; it has not been stored by the API server yet")]
+    Incomplete(&'static str),
+}
+
+/// Every child of `fedi`, in the order they are applied.
+pub fn children(fedi: &FediInstance, defaults: &Defaults) -> Result<Vec<Child>, BuildError> {
+    let ctx = Ctx::new(fedi, defaults)?;
+    let config = config_map::build(&ctx);
+    let checksum = config_map::checksum(&config);
+    let mut out = vec![
+        Child::new(&service_account::build(&ctx)),
+        Child::new(&config),
+    ];
+    for workload in Workload::all(fedi) {
+        out.push(Child::new(&deployments::build(&ctx, &workload, &checksum)));
+        if let Some(service) = services::build(&ctx, &workload) {
+            out.push(Child::new(&service));
+        }
+        if let Some(hpa) = hpa::build(&ctx, &workload) {
+            out.push(Child::new(&hpa));
+        }
+    }
+    Ok(out)
+}
+
+/// What every builder needs: the instance, its identity and the defaults.
+pub(crate) struct Ctx<'a> {
+    pub fedi: &'a FediInstance,
+    pub name: String,
+    pub namespace: String,
+    pub defaults: &'a Defaults,
+    owner: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(fedi: &'a FediInstance, defaults: &'a Defaults) -> Result<Self, BuildError> {
+        Ok(Self {
+            name: fedi.name_any(),
+            namespace: fedi
+                .namespace()
+                .ok_or(BuildError::Incomplete("namespace"))?,
+            owner: fedi
+                .controller_owner_ref(&())
+                .ok_or(BuildError::Incomplete("uid"))?,
+            fedi,
+            defaults,
+        })
+    }
+
+    /// Labels shared by every child; `component` narrows them to one workload.
+    pub fn labels(&self, component: Option<&str>) -> BTreeMap<String, String> {
+        let mut l = BTreeMap::from([
+            (
+                "app.kubernetes.io/name".to_string(),
+                "fedi-server".to_string(),
+            ),
+            ("app.kubernetes.io/instance".to_string(), self.name.clone()),
+            (
+                "app.kubernetes.io/managed-by".to_string(),
+                "fedi-operator".to_string(),
+            ),
+            ("app.kubernetes.io/part-of".to_string(), "fedi".to_string()),
+        ]);
+        if let Some(c) = component {
+            l.insert("app.kubernetes.io/component".into(), c.into());
+        }
+        l
+    }
+
+    /// The labels a workload's pods are selected by: stable for the life of the instance,
+    /// because a Deployment's selector cannot change.
+    pub fn selector(&self, component: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/instance".to_string(), self.name.clone()),
+            (
+                "app.kubernetes.io/component".to_string(),
+                component.to_string(),
+            ),
+        ])
+    }
+
+    pub fn metadata(&self, name: String, component: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels(component)),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..Default::default()
+        }
+    }
+
+    pub fn child_name(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.name)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// A stored instance: a name, a namespace, a uid, and the given spec.
+    pub fn instance(spec: serde_json::Value) -> FediInstance {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "fedi.dev/v1alpha1",
+            "kind": "FediInstance",
+            "metadata": {"name": "social", "namespace": "tenant-a", "uid": "0000-1111", "generation": 1},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    pub fn minimal() -> FediInstance {
+        instance(serde_json::json!({"domain": "social.example"}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    fn kinds(children: &[Child]) -> Vec<String> {
+        children.iter().map(Child::describe).collect()
+    }
+
+    #[test]
+    fn a_minimal_instance_gets_its_account_config_workloads_and_services() {
+        let c = children(&minimal(), &Defaults::default()).unwrap();
+        assert_eq!(
+            kinds(&c),
+            [
+                "ServiceAccount/social",
+                "ConfigMap/social-config",
+                "Deployment/social-api",
+                "Service/social-api",
+                "Deployment/social-streamer",
+                "Service/social-streamer",
+                "Deployment/social-worker-default",
+            ]
+        );
+        for child in &c {
+            let owners = child.object.metadata.owner_references.as_ref().unwrap();
+            assert_eq!(owners.len(), 1);
+            assert_eq!(
+                (owners[0].kind.as_str(), owners[0].name.as_str()),
+                ("FediInstance", "social")
+            );
+            assert_eq!(owners[0].controller, Some(true));
+            assert_eq!(child.object.metadata.namespace.as_deref(), Some("tenant-a"));
+        }
+    }
+
+    #[test]
+    fn pools_and_autoscaling_add_their_objects() {
+        let fedi = instance(serde_json::json!({
+            "domain": "social.example",
+            "api": {"autoscaling": {"minReplicas": 2, "maxReplicas": 8}},
+            "worker": {"pools": [
+                {"name": "default", "queues": [{"name": "default"}], "scheduler": true},
+                {"name": "federation", "queues": [{"name": "push"}, {"name": "pull"}]},
+            ]},
+        }));
+        let k = kinds(&children(&fedi, &Defaults::default()).unwrap());
+        assert!(
+            k.contains(&"HorizontalPodAutoscaler/social-api".to_string()),
+            "{k:?}"
+        );
+        assert!(
+            !k.contains(&"HorizontalPodAutoscaler/social-streamer".to_string()),
+            "{k:?}"
+        );
+        assert!(
+            k.contains(&"Deployment/social-worker-federation".to_string()),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn an_instance_not_yet_stored_is_refused() {
+        let mut fedi = minimal();
+        fedi.metadata.uid = None;
+        assert_eq!(
+            children(&fedi, &Defaults::default()).unwrap_err(),
+            BuildError::Incomplete("uid")
+        );
+    }
+}
