@@ -1,64 +1,214 @@
 //! The controller: the shared `Context`, `reconcile` and `error_policy`, and `run`, which
 //! wires them into kube-runtime's `Controller`.
-//!
-//! Reconcile is a pipeline read top to bottom. Today it has two stages, observe and update
-//! status; the issue "FediInstance API and core reconcile" adds build and apply between them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::crd::FediInstance;
+use crate::apply::{self, FIELD_MANAGER, Outcome};
+use crate::build::{self, Defaults};
+use crate::crd::{FediInstance, FediInstanceStatus};
 use crate::metrics::Metrics;
 use crate::{Error, Result, status};
 
-/// The field manager for every server-side apply this operator makes.
-pub const FIELD_MANAGER: &str = "fedi-operator";
-
 /// How often an instance is reconciled without any change, to catch what watches miss.
 const RESYNC: Duration = Duration::from_secs(300);
+/// Label on every child; owned-object watches select on it to keep the cache small.
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by=fedi-operator";
 
 pub struct Context {
     pub client: Client,
     pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub defaults: Defaults,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            defaults: Defaults::default(),
+        }
+    }
+
+    async fn event(&self, fedi: &FediInstance, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &fedi.object_ref(&())).await {
+            warn!(error = %e, "cannot publish event");
+        }
+    }
 }
 
 pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
-    let namespace = fedi.namespace().ok_or(Error::MissingNamespace)?;
-
-    let desired = status::desired(&fedi, Timestamp::now());
-    if fedi.status.as_ref() != Some(&desired) {
-        let api: Api<FediInstance> = Api::namespaced(ctx.client.clone(), &namespace);
-        let patch = json!({
-            "apiVersion": FediInstance::api_version(&()),
-            "kind": FediInstance::kind(&()),
-            "status": desired,
-        });
-        api.patch_status(
-            &fedi.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::Kube)?;
-        ctx.metrics.status_written();
+    let namespace = fedi
+        .namespace()
+        .ok_or(Error::Build(build::BuildError::Incomplete("namespace")))?;
+    match pipeline(&fedi, &ctx, &namespace).await {
+        Ok(status) => {
+            write_status(&fedi, &ctx, &namespace, status).await?;
+            Ok(Action::requeue(RESYNC))
+        }
+        Err(error) => {
+            let status =
+                status::failed(&fedi, error.reason(), &error.to_string(), Timestamp::now());
+            if let Err(e) = write_status(&fedi, &ctx, &namespace, status).await {
+                warn!(error = %e, "cannot record the failure in the status");
+            }
+            ctx.event(&fedi, EventType::Warning, error.reason(), error.to_string())
+                .await;
+            Err(error)
+        }
     }
-    Ok(Action::requeue(RESYNC))
+}
+
+/// build -> apply -> prune -> status, top to bottom.
+async fn pipeline(
+    fedi: &FediInstance,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<FediInstanceStatus> {
+    let children = build::children(fedi, &ctx.defaults)?;
+    let names_of = |kind: &str| -> Vec<String> {
+        children
+            .iter()
+            .filter(|c| c.resource.kind == kind)
+            .map(|c| c.name())
+            .collect()
+    };
+    let keep = [
+        (
+            ApiResource::erase::<Deployment>(&()),
+            names_of("Deployment"),
+        ),
+        (ApiResource::erase::<Service>(&()), names_of("Service")),
+        (
+            ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+            names_of("HorizontalPodAutoscaler"),
+        ),
+    ];
+
+    let mut deployments = Vec::new();
+    for child in children {
+        let applied = apply::apply(&ctx.client, namespace, child).await?;
+        if applied.outcome != Outcome::Unchanged {
+            ctx.metrics.child_written();
+            let verb = if applied.outcome == Outcome::Created {
+                "Created"
+            } else {
+                "Updated"
+            };
+            ctx.event(
+                fedi,
+                EventType::Normal,
+                verb,
+                format!("{verb} {}", applied.child.describe()),
+            )
+            .await;
+        }
+        if applied.child.resource.kind == "Deployment" {
+            let component = applied
+                .live
+                .labels()
+                .get("app.kubernetes.io/component")
+                .cloned()
+                .unwrap_or_default();
+            let d: Deployment = serde_json::from_value(
+                serde_json::to_value(&applied.live).map_err(Error::Serialize)?,
+            )
+            .map_err(Error::Serialize)?;
+            deployments.push((component, d));
+        }
+    }
+
+    let selector = format!(
+        "app.kubernetes.io/instance={},{MANAGED_BY}",
+        fedi.name_any()
+    );
+    for (resource, names) in &keep {
+        for pruned in apply::prune(&ctx.client, namespace, &selector, resource, names).await? {
+            ctx.metrics.child_written();
+            ctx.event(
+                fedi,
+                EventType::Normal,
+                "Deleted",
+                format!("Deleted {}/{pruned}", resource.kind),
+            )
+            .await;
+        }
+    }
+
+    let observed: Vec<status::Observed> = deployments
+        .iter()
+        .map(|(component, d)| status::Observed {
+            component,
+            deployment: d,
+        })
+        .collect();
+    let version = fedi
+        .spec
+        .version
+        .clone()
+        .unwrap_or_else(|| ctx.defaults.version.clone());
+    Ok(status::desired(fedi, &observed, &version, Timestamp::now()))
+}
+
+/// Posts `status` through the status subresource, unless it is what is stored already.
+async fn write_status(
+    fedi: &FediInstance,
+    ctx: &Context,
+    namespace: &str,
+    status: FediInstanceStatus,
+) -> Result<()> {
+    if fedi.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<FediInstance> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = json!({
+        "apiVersion": FediInstance::api_version(&()),
+        "kind": FediInstance::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &fedi.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    ctx.metrics.status_written();
+    Ok(())
 }
 
 pub fn error_policy(fedi: Arc<FediInstance>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(
         namespace = fedi.namespace().unwrap_or_default(),
         name = fedi.name_any(),
+        reason = error.reason(),
         %error,
         "reconcile failed"
     );
@@ -76,9 +226,15 @@ pub async fn run(client: Client, metrics: Arc<Metrics>) -> anyhow::Result<()> {
              (make crds-install) and check the operator's RBAC"
         );
     }
-    let ctx = Arc::new(Context { client, metrics });
+    let ctx = Arc::new(Context::new(client.clone(), metrics));
+    let owned = || watcher::Config::default().labels(MANAGED_BY).any_semantic();
     info!("controller started");
     Controller::new(api, watcher::Config::default().any_semantic())
+        .owns(Api::<Deployment>::all(client.clone()), owned())
+        .owns(Api::<Service>::all(client.clone()), owned())
+        .owns(Api::<ConfigMap>::all(client.clone()), owned())
+        .owns(Api::<ServiceAccount>::all(client.clone()), owned())
+        .owns(Api::<HorizontalPodAutoscaler>::all(client.clone()), owned())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

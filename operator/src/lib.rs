@@ -1,9 +1,10 @@
 //! `fedi-operator`: reconciles `FediInstance` resources into running fediverse servers.
 //!
-//! The reconcile is a pipeline (see `controller`); each stage lives in its own module so
-//! that the pure parts (status computation, and later the child builders) are tested with
-//! plain fixtures, without a cluster.
+//! The reconcile is a pipeline, one module per stage (see `controller`): `build` (pure: spec
+//! in, desired children out) -> `apply` (writes only what differs) -> `status` (pure:
+//! observed children in, conditions out).
 
+pub mod apply;
 pub mod build;
 pub mod controller;
 pub mod crd;
@@ -11,15 +12,17 @@ pub mod metrics;
 pub mod status;
 pub mod telemetry;
 
-/// Every way a reconcile can fail. Each variant has a stable metric label so that
-/// `fedi_operator_reconcile_errors_total{error=...}` tells an SRE what is going wrong.
+/// Every way a reconcile can fail. Each variant has a stable metric label (the `error`
+/// label of `fedi_operator_reconcile_errors_total`) and a condition reason.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("Kubernetes API error: {0}")]
     Kube(#[source] kube::Error),
-    #[error("FediInstance has no namespace: it is a namespaced resource")]
-    MissingNamespace,
-    #[error("serializing the status patch: {0}")]
+    #[error("cannot build the instance's objects: {0}")]
+    Build(#[from] build::BuildError),
+    #[error("cannot apply {0}: {1}")]
+    Apply(String, #[source] kube::Error),
+    #[error("serializing an object: {0}")]
     Serialize(#[source] serde_json::Error),
 }
 
@@ -27,8 +30,19 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
-            Error::MissingNamespace => "missing_namespace",
+            Error::Build(_) => "build",
+            Error::Apply(..) => "apply",
             Error::Serialize(_) => "serialize",
+        }
+    }
+
+    /// The `reason` of the Degraded condition and of the Warning event.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesApiError",
+            Error::Build(_) => "InvalidSpec",
+            Error::Apply(..) => "ApplyFailed",
+            Error::Serialize(_) => "InternalError",
         }
     }
 }

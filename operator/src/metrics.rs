@@ -20,6 +20,7 @@ pub struct Metrics {
     reconciles: Counter,
     errors: Family<ErrorLabels, Counter>,
     status_writes: Counter,
+    child_writes: Counter,
     duration: Histogram,
 }
 
@@ -28,6 +29,7 @@ impl Default for Metrics {
         let reconciles = Counter::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let status_writes = Counter::default();
+        let child_writes = Counter::default();
         // 1 ms .. ~16 s: a reconcile excluding waits should sit in the lowest buckets.
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         let mut registry = Registry::with_prefix("fedi_operator");
@@ -52,6 +54,7 @@ impl Default for Metrics {
             reconciles,
             errors,
             status_writes,
+            child_writes,
             duration,
         }
     }
@@ -77,6 +80,10 @@ impl Metrics {
 
     pub fn status_written(&self) {
         self.status_writes.inc();
+    }
+
+    pub fn child_written(&self) {
+        self.child_writes.inc();
     }
 
     pub fn reconciles(&self) -> u64 {
@@ -114,11 +121,11 @@ mod tests {
     fn reconciles_errors_and_durations_are_exported() {
         let m = Metrics::default();
         drop(m.reconcile_started());
-        m.reconcile_failed(&Error::MissingNamespace);
+        m.reconcile_failed(&Error::Build(crate::build::BuildError::Incomplete("uid")));
         let text = m.encode();
         assert!(text.contains("fedi_operator_reconciles_total 1"), "{text}");
         assert!(
-            text.contains(r#"fedi_operator_reconcile_errors_total{error="missing_namespace"} 1"#),
+            text.contains(r#"fedi_operator_reconcile_errors_total{error="build"} 1"#),
             "{text}"
         );
         assert!(

@@ -1,114 +1,295 @@
 //! Computes the status the operator reports. Pure: the controller posts the result only
 //! when it differs from what is stored, so a no-op reconcile writes nothing.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{FediInstance, FediInstanceStatus};
+use crate::crd::{ComponentStatus, FediInstance, FediInstanceStatus};
 
 pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
 
-/// The reason reported until the reconcile pipeline creates workloads. Saying so is the
-/// honest answer: the instance is accepted and validated, and nothing runs yet.
-pub const REASON_NOT_IMPLEMENTED: &str = "WorkloadsNotImplemented";
+/// A workload's Deployment as last seen, with the replicas the operator asked for.
+pub struct Observed<'a> {
+    pub component: &'a str,
+    pub deployment: &'a Deployment,
+}
 
-/// The status this operator build reports for `fedi`, keeping transition times of
-/// conditions whose status did not change.
-pub fn desired(fedi: &FediInstance, now: Timestamp) -> FediInstanceStatus {
+/// The status after a successful reconcile.
+pub fn desired(
+    fedi: &FediInstance,
+    workloads: &[Observed],
+    version: &str,
+    now: Timestamp,
+) -> FediInstanceStatus {
     let generation = fedi.metadata.generation;
-    let ready = condition(
+    let components: Vec<ComponentStatus> = workloads.iter().map(component_status).collect();
+    let rolling: Vec<&str> = workloads
+        .iter()
+        .filter(|o| !rolled_out(o.deployment))
+        .map(|o| o.component)
+        .collect();
+    let unready: Vec<String> = components
+        .iter()
+        .filter(|c| c.ready < c.desired)
+        .map(|c| format!("{} {}/{}", c.name, c.ready, c.desired))
+        .collect();
+
+    let c = Conditions {
         fedi,
-        READY,
-        false,
-        REASON_NOT_IMPLEMENTED,
-        "The FediInstance is valid and observed, but this operator version does not create \
-         its workloads yet.",
         generation,
         now,
+    };
+    let ready = if fedi.spec.suspend {
+        c.make(
+            READY,
+            false,
+            "Suspended",
+            "spec.suspend is true: every workload is scaled to zero and all data is kept.",
+        )
+    } else if unready.is_empty() && rolling.is_empty() {
+        c.make(
+            READY,
+            true,
+            "Available",
+            "Every workload runs the desired version with all its pods ready.",
+        )
+    } else if !unready.is_empty() {
+        c.make(
+            READY,
+            false,
+            "ComponentsNotReady",
+            &format!("Pods ready: {}.", unready.join(", ")),
+        )
+    } else {
+        c.make(
+            READY,
+            false,
+            "RollingOut",
+            &format!("Rolling out: {}.", rolling.join(", ")),
+        )
+    };
+    let progressing = if rolling.is_empty() {
+        c.make(
+            PROGRESSING,
+            false,
+            "Complete",
+            "Every workload is rolled out.",
+        )
+    } else {
+        c.make(
+            PROGRESSING,
+            true,
+            "RollingOut",
+            &format!("Rolling out: {}.", rolling.join(", ")),
+        )
+    };
+    let degraded = c.make(
+        DEGRADED,
+        false,
+        "ReconcileSucceeded",
+        "The last reconcile succeeded.",
     );
+    let available = ready.status == "True";
     FediInstanceStatus {
         observed_generation: generation,
-        conditions: vec![ready],
-        components: Vec::new(),
-        version: None,
+        conditions: vec![ready, progressing, degraded],
+        components,
+        version: available.then(|| version.to_string()),
         url: Some(format!("https://{}", fedi.spec.domain)),
     }
 }
 
-/// A condition whose `lastTransitionTime` moves only when its status changes, as the
-/// Kubernetes API conventions ask.
-fn condition(
+/// The stored status with `Degraded=True` for a failed reconcile; the other conditions keep
+/// what was last observed, since the failure says nothing new about them.
+pub fn failed(
     fedi: &FediInstance,
-    type_: &str,
-    status: bool,
     reason: &str,
     message: &str,
+    now: Timestamp,
+) -> FediInstanceStatus {
+    let mut status = fedi.status.clone().unwrap_or_default();
+    let c = Conditions {
+        fedi,
+        generation: fedi.metadata.generation,
+        now,
+    };
+    let degraded = c.make(DEGRADED, true, reason, message);
+    status.conditions.retain(|x| x.type_ != DEGRADED);
+    status.conditions.push(degraded);
+    if !status.conditions.iter().any(|x| x.type_ == READY) {
+        status
+            .conditions
+            .insert(0, c.make(READY, false, reason, message));
+    }
+    status
+}
+
+fn component_status(o: &Observed) -> ComponentStatus {
+    let spec_replicas = o.deployment.spec.replicas;
+    let status = o.deployment.status.clone().unwrap_or_default();
+    ComponentStatus {
+        name: o.component.to_string(),
+        ready: status.ready_replicas.unwrap_or(0),
+        // Under an HPA the spec holds what the HPA chose.
+        desired: spec_replicas.unwrap_or(1),
+    }
+}
+
+/// The Deployment controller has seen the latest spec and every pod runs it.
+fn rolled_out(d: &Deployment) -> bool {
+    let Some(status) = &d.status else {
+        return false;
+    };
+    let desired = d.spec.replicas.unwrap_or(1);
+    status.observed_generation >= d.metadata.generation
+        && status.updated_replicas.unwrap_or(0) >= desired
+        && status.replicas.unwrap_or(0) == status.updated_replicas.unwrap_or(0)
+        && status.available_replicas.unwrap_or(0) >= desired
+}
+
+struct Conditions<'a> {
+    fedi: &'a FediInstance,
     generation: Option<i64>,
     now: Timestamp,
-) -> Condition {
-    let status = if status { "True" } else { "False" }.to_string();
-    let last_transition_time = fedi
-        .condition(type_)
-        .filter(|c| c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    Condition {
-        type_: type_.to_string(),
-        status,
-        reason: reason.to_string(),
-        message: message.to_string(),
-        observed_generation: generation,
-        last_transition_time,
+}
+
+impl Conditions<'_> {
+    /// A condition whose `lastTransitionTime` moves only when its status changes, as the
+    /// Kubernetes API conventions ask.
+    fn make(&self, type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+        let status = if status { "True" } else { "False" }.to_string();
+        let last_transition_time = self
+            .fedi
+            .condition(type_)
+            .filter(|c| c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(self.now));
+        Condition {
+            type_: type_.to_string(),
+            status,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            observed_generation: self.generation,
+            last_transition_time,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::FediInstanceSpec;
+    use crate::build::fixtures::minimal;
+    use serde_json::json;
 
-    fn instance(generation: i64) -> FediInstance {
-        let spec: FediInstanceSpec =
-            serde_json::from_value(serde_json::json!({"domain": "social.example.com"})).unwrap();
-        let mut f = FediInstance::new("social", spec);
-        f.metadata.generation = Some(generation);
-        f
+    fn deployment(
+        replicas: i32,
+        ready: i32,
+        updated: i32,
+        generation: i64,
+        observed: i64,
+    ) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "d", "generation": generation},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "replicas": updated, "updatedReplicas": updated,
+                       "readyReplicas": ready, "availableReplicas": ready},
+        }))
+        .unwrap()
+    }
+
+    fn reason(s: &FediInstanceStatus, type_: &str) -> (String, String) {
+        let c = s.conditions.iter().find(|c| c.type_ == type_).unwrap();
+        (c.status.clone(), c.reason.clone())
     }
 
     #[test]
-    fn reports_the_generation_it_observed_and_why_it_is_not_ready() {
-        let s = desired(&instance(3), Timestamp::UNIX_EPOCH);
-        assert_eq!(s.observed_generation, Some(3));
-        let ready = &s.conditions[0];
-        assert_eq!(
-            (ready.type_.as_str(), ready.status.as_str()),
-            (READY, "False")
-        );
-        assert_eq!(ready.reason, REASON_NOT_IMPLEMENTED);
-        assert_eq!(ready.observed_generation, Some(3));
-        assert_eq!(s.url.as_deref(), Some("https://social.example.com"));
+    fn ready_only_when_every_workload_is_rolled_out_and_ready() {
+        let fedi = minimal();
+        let ok = deployment(2, 2, 2, 3, 3);
+        let cases = [
+            (
+                deployment(2, 2, 2, 3, 3),
+                ("True", "Available"),
+                ("False", "Complete"),
+            ),
+            (
+                deployment(2, 1, 2, 3, 3),
+                ("False", "ComponentsNotReady"),
+                ("True", "RollingOut"),
+            ),
+            (
+                deployment(2, 2, 2, 4, 3),
+                ("False", "RollingOut"),
+                ("True", "RollingOut"),
+            ),
+        ];
+        for (api, ready, progressing) in cases {
+            let observed = [
+                Observed {
+                    component: "api",
+                    deployment: &api,
+                },
+                Observed {
+                    component: "streamer",
+                    deployment: &ok,
+                },
+            ];
+            let s = desired(&fedi, &observed, "0.1.0", Timestamp::UNIX_EPOCH);
+            assert_eq!(reason(&s, READY), (ready.0.into(), ready.1.into()));
+            assert_eq!(
+                reason(&s, PROGRESSING),
+                (progressing.0.into(), progressing.1.into())
+            );
+            assert_eq!(s.version.is_some(), ready.0 == "True");
+            assert_eq!(s.observed_generation, Some(1));
+        }
+    }
+
+    #[test]
+    fn a_suspended_instance_says_so() {
+        let mut fedi = minimal();
+        fedi.spec.suspend = true;
+        let s = desired(&fedi, &[], "0.1.0", Timestamp::UNIX_EPOCH);
+        assert_eq!(reason(&s, READY), ("False".into(), "Suspended".into()));
     }
 
     #[test]
     fn an_unchanged_status_is_identical_so_nothing_is_written() {
-        let mut f = instance(1);
-        let first = desired(&f, Timestamp::UNIX_EPOCH);
-        f.status = Some(first.clone());
+        let mut fedi = minimal();
+        let d = deployment(1, 1, 1, 1, 1);
+        let observed = [Observed {
+            component: "api",
+            deployment: &d,
+        }];
+        let first = desired(&fedi, &observed, "0.1.0", Timestamp::UNIX_EPOCH);
+        fedi.status = Some(first.clone());
         let later = Timestamp::from_second(1_000_000).unwrap();
-        assert_eq!(desired(&f, later), first);
+        assert_eq!(desired(&fedi, &observed, "0.1.0", later), first);
     }
 
     #[test]
-    fn a_new_generation_is_reported_without_moving_the_transition_time() {
-        let mut f = instance(1);
-        f.status = Some(desired(&f, Timestamp::UNIX_EPOCH));
-        f.metadata.generation = Some(2);
-        let later = Timestamp::from_second(1_000_000).unwrap();
-        let s = desired(&f, later);
-        assert_eq!(s.observed_generation, Some(2));
-        assert_eq!(
-            s.conditions[0].last_transition_time,
-            Time(Timestamp::UNIX_EPOCH)
+    fn a_failure_is_degraded_and_keeps_the_rest() {
+        let mut fedi = minimal();
+        let d = deployment(1, 1, 1, 1, 1);
+        fedi.status = Some(desired(
+            &fedi,
+            &[Observed {
+                component: "api",
+                deployment: &d,
+            }],
+            "0.1.0",
+            Timestamp::UNIX_EPOCH,
+        ));
+        let s = failed(
+            &fedi,
+            "ApplyFailed",
+            "Deployment/social-api: forbidden",
+            Timestamp::UNIX_EPOCH,
         );
+        assert_eq!(reason(&s, DEGRADED), ("True".into(), "ApplyFailed".into()));
+        assert_eq!(reason(&s, READY), ("True".into(), "Available".into()));
     }
 }

@@ -182,3 +182,78 @@ pub async fn await_instance(
         )
     })
 }
+
+/// The operator under test: one per test binary, on its own thread and runtime, watching all
+/// namespaces, with a client that records every request it makes.
+pub struct Operator {
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(http::Method, String)>>>,
+    pub metrics: std::sync::Arc<fedi_operator::metrics::Metrics>,
+}
+
+impl Operator {
+    pub fn shared() -> &'static Operator {
+        static OPERATOR: std::sync::OnceLock<Operator> = std::sync::OnceLock::new();
+        OPERATOR.get_or_init(|| {
+            let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let metrics = std::sync::Arc::new(fedi_operator::metrics::Metrics::default());
+            let (recorded, m) = (requests.clone(), metrics.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let config = kube::Config::infer().await.expect("KUBECONFIG");
+                    let record = tower::util::MapRequestLayer::new(
+                        move |req: http::Request<kube::client::Body>| {
+                            recorded
+                                .lock()
+                                .unwrap()
+                                .push((req.method().clone(), req.uri().path().to_string()));
+                            req
+                        },
+                    );
+                    let client = kube::client::ClientBuilder::try_from(config)
+                        .expect("client config")
+                        .with_layer(&record)
+                        .build();
+                    fedi_operator::controller::run(client, m)
+                        .await
+                        .expect("operator runs");
+                });
+            });
+            Operator { requests, metrics }
+        })
+    }
+
+    /// Requests that change something (anything but GET, including watches and lists), made
+    /// so far for objects in `namespace`. Events are not counted: they report, not change.
+    pub fn writes_in(&self, namespace: &str) -> Vec<String> {
+        let marker = format!("/namespaces/{namespace}/");
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, p)| {
+                *m != http::Method::GET && p.contains(&marker) && !p.contains("/events")
+            })
+            .map(|(m, p)| format!("{m} {p}"))
+            .collect()
+    }
+
+    /// `writes_in` once no new write has come for 3 s (the tail of a rollout: status updates
+    /// as pods become ready), or after 60 s.
+    pub async fn settled_writes_in(&self, namespace: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = self.writes_in(namespace);
+        loop {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let now = self.writes_in(namespace);
+            if now.len() == last.len() || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+}

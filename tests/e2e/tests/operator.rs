@@ -1,98 +1,241 @@
-//! The operator, run in-process against the cluster, observes instances and reports status.
+//! The operator against a real API server: children, status, drift repair, no-op writes.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fedi_e2e::*;
-use fedi_operator::metrics::Metrics;
-use fedi_operator::status::{READY, REASON_NOT_IMPLEMENTED};
-use kube::api::{Patch, PatchParams, PostParams};
+use fedi_operator::status::READY;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(120);
 
-#[tokio::test]
-async fn the_operator_reports_status_for_each_generation_and_writes_nothing_when_nothing_changed() {
-    let client = client().await;
-    install_crd(&client).await;
-    let ns = TestNamespace::new(&client, "operator").await;
-    let metrics = Arc::new(Metrics::default());
-    let operator = tokio::spawn(fedi_operator::controller::run(
-        client.clone(),
-        metrics.clone(),
-    ));
+fn sample(name: &str) -> FediInstance {
+    let yaml =
+        std::fs::read_to_string(repo_root().join(format!("config/samples/{name}.yaml"))).unwrap();
+    serde_yaml::from_str(&yaml).unwrap()
+}
 
+fn ready_at(generation: i64) -> impl Fn(&FediInstance) -> bool {
+    move |f| {
+        f.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
+            && f.condition(READY).is_some_and(|c| c.status == "True")
+    }
+}
+
+async fn ready_instance(client: &kube::Client, prefix: &str) -> (TestNamespace, Api<FediInstance>) {
+    install_crd(client).await;
+    Operator::shared();
+    let ns = TestNamespace::new(client, prefix).await;
     let api = ns.api::<FediInstance>();
-    api.create(
-        &PostParams::default(),
-        &instance("social", json!({"domain": "social.example"})),
-    )
-    .await
-    .unwrap();
-    let observed = |generation: i64| {
-        move |f: &FediInstance| {
-            let s = f.status.as_ref();
-            s.and_then(|s| s.observed_generation) == Some(generation)
-                && f.condition(READY)
-                    .is_some_and(|c| c.reason == REASON_NOT_IMPLEMENTED)
-        }
-    };
-    let f = await_instance(
-        &api,
-        "social",
-        TIMEOUT,
-        "status of generation 1",
-        observed(1),
-    )
-    .await
-    .unwrap();
-    assert_eq!(f.condition(READY).unwrap().status, "False");
-    assert_eq!(
-        f.status.unwrap().url.as_deref(),
-        Some("https://social.example")
-    );
-
-    // A spec change is a new generation, and is reported as such.
-    api.patch(
-        "social",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"registrations": "approval"}})),
-    )
-    .await
-    .unwrap();
+    api.create(&PostParams::default(), &sample("minimal"))
+        .await
+        .unwrap();
     await_instance(
         &api,
-        "social",
+        "minimal",
         TIMEOUT,
-        "status of generation 2",
-        observed(2),
+        "the minimal sample to be Ready",
+        ready_at(1),
     )
     .await
     .unwrap();
+    (ns, api)
+}
 
-    // A metadata-only change triggers a reconcile but leaves the status as it is: no write.
-    let writes = metrics.status_writes();
-    let reconciles = metrics.reconciles();
+#[tokio::test]
+async fn the_minimal_sample_becomes_ready_with_every_child_owned() {
+    let client = client().await;
+    let started = Instant::now();
+    let (ns, api) = ready_instance(&client, "minimal").await;
+    eprintln!("minimal sample Ready in {:?}", started.elapsed());
+    let fedi = api.get("minimal").await.unwrap();
+    let uid = fedi.uid().unwrap();
+    let owned_by_instance =
+        |owners: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]| {
+            owners
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        };
+    let status = fedi.status.unwrap();
+    let names: Vec<_> = status
+        .components
+        .iter()
+        .map(|c| (c.name.as_str(), c.ready, c.desired))
+        .collect();
+    assert_eq!(
+        names,
+        [("api", 1, 1), ("streamer", 1, 1), ("worker-default", 1, 1)]
+    );
+    assert!(status.version.is_some());
+
+    for name in ["minimal-api", "minimal-streamer", "minimal-worker-default"] {
+        let d = ns.api::<Deployment>().get(name).await.unwrap();
+        assert!(owned_by_instance(d.owner_references()), "{name}");
+    }
+    for name in ["minimal-api", "minimal-streamer"] {
+        assert!(owned_by_instance(
+            ns.api::<Service>()
+                .get(name)
+                .await
+                .unwrap()
+                .owner_references()
+        ));
+    }
+    assert!(owned_by_instance(
+        ns.api::<ConfigMap>()
+            .get("minimal-config")
+            .await
+            .unwrap()
+            .owner_references()
+    ));
+    assert!(owned_by_instance(
+        ns.api::<ServiceAccount>()
+            .get("minimal")
+            .await
+            .unwrap()
+            .owner_references()
+    ));
+}
+
+#[tokio::test]
+async fn a_replicas_change_reaches_the_deployment_and_is_reported() {
+    let client = client().await;
+    let (ns, api) = ready_instance(&client, "replicas").await;
     api.patch(
-        "social",
+        "minimal",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"api": {"replicas": 3}}})),
+    )
+    .await
+    .unwrap();
+    let deployments = ns.api::<Deployment>();
+    await_until(
+        TIMEOUT,
+        "the api Deployment to ask for 3 replicas",
+        || async {
+            (deployments.get("minimal-api").await.ok()?.spec.replicas == Some(3)).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let f = await_instance(
+        &api,
+        "minimal",
+        TIMEOUT,
+        "Ready at generation 2",
+        ready_at(2),
+    )
+    .await
+    .unwrap();
+    let api_status = f
+        .status
+        .unwrap()
+        .components
+        .into_iter()
+        .find(|c| c.name == "api")
+        .unwrap();
+    assert_eq!((api_status.ready, api_status.desired), (3, 3));
+}
+
+#[tokio::test]
+async fn drift_is_repaired_deleted_deployment_and_tampered_service() {
+    let client = client().await;
+    let (ns, _api) = ready_instance(&client, "drift").await;
+    let deployments = ns.api::<Deployment>();
+    let old_uid = deployments.get("minimal-streamer").await.unwrap().uid();
+    deployments
+        .delete("minimal-streamer", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deleted = Instant::now();
+    await_until(
+        Duration::from_secs(5),
+        "the deleted Deployment to be restored",
+        || async {
+            let d = deployments.get("minimal-streamer").await.ok()?;
+            (d.uid() != old_uid).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    eprintln!("deleted Deployment restored in {:?}", deleted.elapsed());
+
+    let services = ns.api::<Service>();
+    services
+        .patch(
+            "minimal-api",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"selector": {"app.kubernetes.io/component": "hijacked"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    await_until(
+        Duration::from_secs(5),
+        "the tampered Service selector to be restored",
+        || async {
+            let s = services.get("minimal-api").await.ok()?;
+            let selector = s.spec?.selector?;
+            (selector
+                .get("app.kubernetes.io/component")
+                .map(String::as_str)
+                == Some("api"))
+            .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_reconcile_of_an_unchanged_instance_writes_nothing() {
+    let client = client().await;
+    let (ns, api) = ready_instance(&client, "noop").await;
+    let operator = Operator::shared();
+    let before = operator.settled_writes_in(&ns.name).await;
+    let reconciles = operator.metrics.reconciles();
+    // A label change triggers a reconcile without changing anything the operator manages.
+    api.patch(
+        "minimal",
         &PatchParams::default(),
         &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
     )
     .await
     .unwrap();
-    await_until(
-        TIMEOUT,
-        "a reconcile of the relabelled instance",
-        || async { (metrics.reconciles() > reconciles).then_some(()) },
-    )
+    await_until(TIMEOUT, "a reconcile after the label change", || async {
+        (operator.metrics.reconciles() > reconciles).then_some(())
+    })
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = operator.settled_writes_in(&ns.name).await;
     assert_eq!(
-        metrics.status_writes(),
-        writes,
+        after[before.len()..],
+        [] as [String; 0],
         "a no-op reconcile must not write"
     );
+}
 
-    operator.abort();
+#[tokio::test]
+async fn deleting_the_instance_removes_its_children() {
+    let client = client().await;
+    let (ns, api) = ready_instance(&client, "delete").await;
+    api.delete("minimal", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let deployments = ns.api::<Deployment>();
+    await_until(TIMEOUT, "the children to be garbage-collected", || async {
+        deployments
+            .list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await
+    .unwrap();
 }
