@@ -8,6 +8,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -100,17 +102,20 @@ async fn pipeline(
             .map(|c| c.name())
             .collect()
     };
-    let keep = [
-        (
-            ApiResource::erase::<Deployment>(&()),
-            names_of("Deployment"),
-        ),
-        (ApiResource::erase::<Service>(&()), names_of("Service")),
-        (
-            ApiResource::erase::<HorizontalPodAutoscaler>(&()),
-            names_of("HorizontalPodAutoscaler"),
-        ),
-    ];
+    // Kinds whose set of objects varies with the spec; the others always exist.
+    let keep: Vec<(ApiResource, Vec<String>)> = [
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+        ApiResource::erase::<PodDisruptionBudget>(&()),
+        ApiResource::erase::<Ingress>(&()),
+    ]
+    .into_iter()
+    .map(|r| {
+        let names = names_of(&r.kind);
+        (r, names)
+    })
+    .collect();
 
     let mut deployments = Vec::new();
     for child in children {
@@ -235,6 +240,9 @@ pub async fn run(client: Client, metrics: Arc<Metrics>) -> anyhow::Result<()> {
         .owns(Api::<ConfigMap>::all(client.clone()), owned())
         .owns(Api::<ServiceAccount>::all(client.clone()), owned())
         .owns(Api::<HorizontalPodAutoscaler>::all(client.clone()), owned())
+        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), owned())
+        .owns(Api::<Ingress>::all(client.clone()), owned())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

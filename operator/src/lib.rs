@@ -20,7 +20,7 @@ pub enum Error {
     Kube(#[source] kube::Error),
     #[error("cannot build the instance's objects: {0}")]
     Build(#[from] build::BuildError),
-    #[error("cannot apply {0}: {1}")]
+    #[error("cannot apply {}: {}", .0, short(.1))]
     Apply(String, #[source] kube::Error),
     #[error("serializing an object: {0}")]
     Serialize(#[source] serde_json::Error),
@@ -44,6 +44,15 @@ impl Error {
             Error::Apply(..) => "ApplyFailed",
             Error::Serialize(_) => "InternalError",
         }
+    }
+}
+
+/// The API server's own message when there is one: it names the field and the rule, and it
+/// is what a person reads in a condition. The debug form of the whole error is for logs.
+fn short(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -5,6 +5,9 @@ mod config_map;
 mod deployments;
 mod env;
 mod hpa;
+mod ingress;
+mod network_policy;
+mod pdb;
 mod service_account;
 mod services;
 
@@ -88,6 +91,13 @@ pub fn children(fedi: &FediInstance, defaults: &Defaults) -> Result<Vec<Child>, 
         if let Some(hpa) = hpa::build(&ctx, &workload) {
             out.push(Child::new(&hpa));
         }
+        if let Some(pdb) = pdb::build(&ctx, &workload) {
+            out.push(Child::new(&pdb));
+        }
+    }
+    out.push(Child::new(&network_policy::build(&ctx)));
+    if let Some(ingress) = ingress::build(&ctx) {
+        out.push(Child::new(&ingress));
     }
     Ok(out)
 }
@@ -202,9 +212,12 @@ mod tests {
                 "ConfigMap/social-config",
                 "Deployment/social-api",
                 "Service/social-api",
+                "PodDisruptionBudget/social-api",
                 "Deployment/social-streamer",
                 "Service/social-streamer",
+                "PodDisruptionBudget/social-streamer",
                 "Deployment/social-worker-default",
+                "NetworkPolicy/social",
             ]
         );
         for child in &c {

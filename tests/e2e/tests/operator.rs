@@ -6,6 +6,8 @@ use fedi_e2e::*;
 use fedi_operator::status::READY;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -84,6 +86,12 @@ async fn the_minimal_sample_becomes_ready_with_every_child_owned() {
                 .owner_references()
         ));
     }
+    for name in ["minimal-api", "minimal-streamer"] {
+        let pdb = ns.api::<PodDisruptionBudget>().get(name).await.unwrap();
+        assert!(owned_by_instance(pdb.owner_references()), "{name}");
+    }
+    let np = ns.api::<NetworkPolicy>().get("minimal").await.unwrap();
+    assert!(owned_by_instance(np.owner_references()));
     assert!(owned_by_instance(
         ns.api::<ConfigMap>()
             .get("minimal-config")
@@ -235,6 +243,37 @@ async fn deleting_the_instance_removes_its_children() {
             .items
             .is_empty()
             .then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn turning_on_ingress_and_autoscaling_adds_their_objects_and_turning_off_removes_them() {
+    let client = client().await;
+    let (ns, api) = ready_instance(&client, "toggle").await;
+    let on = json!({"spec": {"ingress": {"className": "nginx"},
+        "api": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}}}});
+    api.patch("minimal", &PatchParams::default(), &Patch::Merge(on))
+        .await
+        .unwrap();
+    let ingresses = ns.api::<Ingress>();
+    let hpas = ns.api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>();
+    await_until(TIMEOUT, "the Ingress and the api HPA", || async {
+        (ingresses.get_opt("minimal").await.ok()?.is_some()
+            && hpas.get_opt("minimal-api").await.ok()?.is_some())
+        .then_some(())
+    })
+    .await
+    .unwrap();
+    let off = json!({"spec": {"ingress": null, "api": {"autoscaling": null}}});
+    api.patch("minimal", &PatchParams::default(), &Patch::Merge(off))
+        .await
+        .unwrap();
+    await_until(TIMEOUT, "the Ingress and the HPA to be pruned", || async {
+        (ingresses.get_opt("minimal").await.ok()?.is_none()
+            && hpas.get_opt("minimal-api").await.ok()?.is_none())
+        .then_some(())
     })
     .await
     .unwrap();
