@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
@@ -51,13 +51,22 @@ impl Context {
         }
     }
 
-    async fn event(&self, fedi: &FediInstance, type_: EventType, reason: &str, note: String) {
+    /// Publishes an event on `fedi`; `related` names the child it concerns, which also keeps
+    /// the events of different children from being counted as one series.
+    async fn event(
+        &self,
+        fedi: &FediInstance,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        related: Option<ObjectReference>,
+    ) {
         let event = Event {
             type_,
             reason: reason.into(),
             note: Some(note),
             action: "Reconcile".into(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(e) = self.recorder.publish(&event, &fedi.object_ref(&())).await {
             warn!(error = %e, "cannot publish event");
@@ -81,7 +90,8 @@ pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Act
             if let Err(e) = write_status(&fedi, &ctx, &namespace, status).await {
                 warn!(error = %e, "cannot record the failure in the status");
             }
-            ctx.event(&fedi, EventType::Warning, error.reason(), error.to_string())
+            let note = error.to_string();
+            ctx.event(&fedi, EventType::Warning, error.reason(), note, None)
                 .await;
             Err(error)
         }
@@ -127,13 +137,10 @@ async fn pipeline(
             } else {
                 "Updated"
             };
-            ctx.event(
-                fedi,
-                EventType::Normal,
-                verb,
-                format!("{verb} {}", applied.child.describe()),
-            )
-            .await;
+            let related = reference(&applied.child.resource, &applied.live);
+            let note = format!("{verb} {}", applied.child.describe());
+            ctx.event(fedi, EventType::Normal, verb, note, Some(related))
+                .await;
         }
         if applied.child.resource.kind == "Deployment" {
             let component = applied
@@ -157,13 +164,16 @@ async fn pipeline(
     for (resource, names) in &keep {
         for pruned in apply::prune(&ctx.client, namespace, &selector, resource, names).await? {
             ctx.metrics.child_written();
-            ctx.event(
-                fedi,
-                EventType::Normal,
-                "Deleted",
-                format!("Deleted {}/{pruned}", resource.kind),
-            )
-            .await;
+            let related = ObjectReference {
+                api_version: Some(resource.api_version.clone()),
+                kind: Some(resource.kind.clone()),
+                name: Some(pruned.clone()),
+                namespace: Some(namespace.to_string()),
+                ..Default::default()
+            };
+            let note = format!("Deleted {}/{pruned}", resource.kind);
+            ctx.event(fedi, EventType::Normal, "Deleted", note, Some(related))
+                .await;
         }
     }
 
@@ -180,6 +190,17 @@ async fn pipeline(
         .clone()
         .unwrap_or_else(|| ctx.defaults.version.clone());
     Ok(status::desired(fedi, &observed, &version, Timestamp::now()))
+}
+
+fn reference(resource: &ApiResource, obj: &kube::api::DynamicObject) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(resource.api_version.clone()),
+        kind: Some(resource.kind.clone()),
+        name: obj.metadata.name.clone(),
+        namespace: obj.metadata.namespace.clone(),
+        uid: obj.metadata.uid.clone(),
+        ..Default::default()
+    }
 }
 
 /// Posts `status` through the status subresource, unless it is what is stored already.

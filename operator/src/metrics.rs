@@ -45,6 +45,11 @@ impl Default for Metrics {
             status_writes.clone(),
         );
         registry.register(
+            "child_writes",
+            "Writes (apply, delete) of child objects",
+            child_writes.clone(),
+        );
+        registry.register(
             "reconcile_duration_seconds",
             "Duration of a reconcile",
             duration.clone(),

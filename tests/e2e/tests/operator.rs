@@ -86,6 +86,27 @@ async fn the_minimal_sample_becomes_ready_with_every_child_owned() {
                 .owner_references()
         ));
     }
+    // Every change is visible in `kubectl describe`: one event per child created.
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    let notes: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Created"))
+        .filter_map(|e| e.note)
+        .collect();
+    for child in [
+        "Deployment/minimal-api",
+        "Service/minimal-streamer",
+        "NetworkPolicy/minimal",
+    ] {
+        assert!(
+            notes.contains(&format!("Created {child}")),
+            "{child} in {notes:?}"
+        );
+    }
     for name in ["minimal-api", "minimal-streamer"] {
         let pdb = ns.api::<PodDisruptionBudget>().get(name).await.unwrap();
         assert!(owned_by_instance(pdb.owner_references()), "{name}");
