@@ -38,6 +38,10 @@ else
     say "helm or kubectl not on PATH: chart checks skipped (they run on the local control plane)"
 fi
 
+# Tests that run the operator as a process use this binary.
+cargo build --locked --quiet --bin fedi-operator
+export FEDI_OPERATOR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/fedi-operator"
+
 # The suite shares one cluster: tests use their own namespaces but one CRD; two threads keep
 # the 2-core machine busy without starving the API server.
 cargo test --locked -p fedi-e2e -- --test-threads="${E2E_THREADS:-2}"

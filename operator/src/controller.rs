@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
@@ -23,7 +23,7 @@ use crate::apply::{self, FIELD_MANAGER, Outcome};
 use crate::build::{self, Defaults};
 use crate::crd::{FediInstance, FediInstanceStatus};
 use crate::metrics::Metrics;
-use crate::{Error, Result, status};
+use crate::{Error, Result, dereference, status};
 
 /// How often an instance is reconciled without any change, to catch what watches miss.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -49,6 +49,28 @@ impl Context {
             metrics,
             defaults: Defaults::default(),
         }
+    }
+
+    /// Counts and reports a write to one child: an event on the instance naming the child.
+    async fn child_changed(
+        &self,
+        fedi: &FediInstance,
+        verb: &str,
+        resource: &ApiResource,
+        namespace: &str,
+        name: &str,
+    ) {
+        self.metrics.child_written();
+        let related = ObjectReference {
+            api_version: Some(resource.api_version.clone()),
+            kind: Some(resource.kind.clone()),
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        };
+        let note = format!("{verb} {}/{name}", resource.kind);
+        self.event(fedi, EventType::Normal, verb, note, Some(related))
+            .await;
     }
 
     /// Publishes an event on `fedi`; `related` names the child it concerns, which also keeps
@@ -98,12 +120,18 @@ pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Act
     }
 }
 
-/// build -> apply -> prune -> status, top to bottom.
+/// dereference -> build -> apply -> prune -> status, top to bottom.
 async fn pipeline(
     fedi: &FediInstance,
     ctx: &Context,
     namespace: &str,
 ) -> Result<FediInstanceStatus> {
+    if dereference::secrets(&ctx.client, fedi, namespace, &ctx.defaults).await? {
+        let secret = ApiResource::erase::<Secret>(&());
+        let name = build::keys_secret_name(fedi);
+        ctx.child_changed(fedi, "Created", &secret, namespace, &name)
+            .await;
+    }
     let children = build::children(fedi, &ctx.defaults)?;
     let names_of = |kind: &str| -> Vec<String> {
         children
@@ -131,15 +159,13 @@ async fn pipeline(
     for child in children {
         let applied = apply::apply(&ctx.client, namespace, child).await?;
         if applied.outcome != Outcome::Unchanged {
-            ctx.metrics.child_written();
             let verb = if applied.outcome == Outcome::Created {
                 "Created"
             } else {
                 "Updated"
             };
-            let related = reference(&applied.child.resource, &applied.live);
-            let note = format!("{verb} {}", applied.child.describe());
-            ctx.event(fedi, EventType::Normal, verb, note, Some(related))
+            let resource = &applied.child.resource;
+            ctx.child_changed(fedi, verb, resource, namespace, &applied.child.name())
                 .await;
         }
         if applied.child.resource.kind == "Deployment" {
@@ -163,16 +189,7 @@ async fn pipeline(
     );
     for (resource, names) in &keep {
         for pruned in apply::prune(&ctx.client, namespace, &selector, resource, names).await? {
-            ctx.metrics.child_written();
-            let related = ObjectReference {
-                api_version: Some(resource.api_version.clone()),
-                kind: Some(resource.kind.clone()),
-                name: Some(pruned.clone()),
-                namespace: Some(namespace.to_string()),
-                ..Default::default()
-            };
-            let note = format!("Deleted {}/{pruned}", resource.kind);
-            ctx.event(fedi, EventType::Normal, "Deleted", note, Some(related))
+            ctx.child_changed(fedi, "Deleted", resource, namespace, &pruned)
                 .await;
         }
     }
@@ -190,17 +207,6 @@ async fn pipeline(
         .clone()
         .unwrap_or_else(|| ctx.defaults.version.clone());
     Ok(status::desired(fedi, &observed, &version, Timestamp::now()))
-}
-
-fn reference(resource: &ApiResource, obj: &kube::api::DynamicObject) -> ObjectReference {
-    ObjectReference {
-        api_version: Some(resource.api_version.clone()),
-        kind: Some(resource.kind.clone()),
-        name: obj.metadata.name.clone(),
-        namespace: obj.metadata.namespace.clone(),
-        uid: obj.metadata.uid.clone(),
-        ..Default::default()
-    }
 }
 
 /// Posts `status` through the status subresource, unless it is what is stored already.
@@ -239,12 +245,18 @@ pub fn error_policy(fedi: Arc<FediInstance>, error: &Error, ctx: Arc<Context>) -
         "reconcile failed"
     );
     ctx.metrics.reconcile_failed(error);
-    Action::requeue(Duration::from_secs(15))
+    let retry = if error.needs_a_person() { 60 } else { 15 };
+    Action::requeue(Duration::from_secs(retry))
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C. Fails fast with an actionable message when
-/// the CRD is not installed, instead of retrying forever.
-pub async fn run(client: Client, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+/// Runs the controller until `shutdown` resolves (SIGTERM, or the loss of leadership);
+/// in-flight reconciles finish first. Fails fast with an actionable message when the CRD is
+/// not installed, instead of retrying forever.
+pub async fn run(
+    client: Client,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
     let api: Api<FediInstance> = Api::all(client.clone());
     if let Err(e) = api.list(&ListParams::default().limit(1)).await {
         anyhow::bail!(
@@ -264,7 +276,7 @@ pub async fn run(client: Client, metrics: Arc<Metrics>) -> anyhow::Result<()> {
         .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
         .owns(Api::<NetworkPolicy>::all(client.clone()), owned())
         .owns(Api::<Ingress>::all(client.clone()), owned())
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {

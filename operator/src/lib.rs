@@ -8,6 +8,9 @@ pub mod apply;
 pub mod build;
 pub mod controller;
 pub mod crd;
+pub mod dereference;
+pub mod keys;
+pub mod leader;
 pub mod metrics;
 pub mod status;
 pub mod telemetry;
@@ -24,6 +27,12 @@ pub enum Error {
     Apply(String, #[source] kube::Error),
     #[error("serializing an object: {0}")]
     Serialize(#[source] serde_json::Error),
+    #[error("Secret {0} is referenced by the FediInstance but does not exist in its namespace")]
+    SecretNotFound(String),
+    #[error("Secret {name} lacks the key(s) {}", keys.join(", "))]
+    SecretKeyMissing { name: String, keys: Vec<String> },
+    #[error(transparent)]
+    Random(#[from] keys::RandomError),
 }
 
 impl Error {
@@ -33,6 +42,8 @@ impl Error {
             Error::Build(_) => "build",
             Error::Apply(..) => "apply",
             Error::Serialize(_) => "serialize",
+            Error::SecretNotFound(_) | Error::SecretKeyMissing { .. } => "secret_reference",
+            Error::Random(_) => "random",
         }
     }
 
@@ -42,8 +53,19 @@ impl Error {
             Error::Kube(_) => "KubernetesApiError",
             Error::Build(_) => "InvalidSpec",
             Error::Apply(..) => "ApplyFailed",
-            Error::Serialize(_) => "InternalError",
+            Error::Serialize(_) | Error::Random(_) => "InternalError",
+            Error::SecretNotFound(_) => "SecretNotFound",
+            Error::SecretKeyMissing { .. } => "SecretKeyMissing",
         }
+    }
+
+    /// Errors only a person can fix: retried slowly, so that a broken instance costs little
+    /// while it waits, and quickly enough to notice the fix.
+    pub fn needs_a_person(&self) -> bool {
+        matches!(
+            self,
+            Error::SecretNotFound(_) | Error::SecretKeyMissing { .. } | Error::Build(_)
+        )
     }
 }
 

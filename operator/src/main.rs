@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use axum::{Router, extract::State, routing::get};
 use clap::Parser;
+use fedi_operator::leader::Leadership;
 use fedi_operator::{controller, metrics::Metrics, telemetry};
 use tracing::info;
 
@@ -16,6 +17,19 @@ struct Args {
     /// Log as JSON lines (for clusters) instead of text.
     #[arg(long, env = "FEDI_OPERATOR_LOG_JSON")]
     log_json: bool,
+    /// Elect a leader through a Lease, so that several replicas can run; only the leader
+    /// reconciles. Turn off only when exactly one replica can ever run.
+    #[arg(long, env = "FEDI_OPERATOR_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Namespace of the leader-election Lease: the operator's own.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "FEDI_OPERATOR_LEASE", default_value = "fedi-operator")]
+    lease_name: String,
+    /// This replica's identity in the election (the pod name in a cluster).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 #[tokio::main]
@@ -41,5 +55,45 @@ async fn main() -> anyhow::Result<()> {
     info!(addr = %args.http_addr, "serving /metrics, /healthz and /readyz");
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    controller::run(client, metrics).await
+    let shutdown = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let mut signal = Box::pin(async move {
+        tokio::select! { _ = shutdown => {}, _ = term => {} }
+        info!("shutting down");
+    });
+
+    if !args.leader_election {
+        return controller::run(client, metrics, signal).await;
+    }
+    let identity = args.identity.unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "fedi-operator".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let mut leadership = Leadership::join(
+        client.clone(),
+        &args.lease_namespace,
+        &args.lease_name,
+        &identity,
+    )
+    .await?;
+    tokio::select! {
+        _ = leadership.acquired() => {}
+        _ = &mut signal => return Ok(()),
+    }
+    let stop = async move {
+        tokio::select! {
+            _ = leadership.lost() => {}
+            _ = signal => {}
+        }
+    };
+    controller::run(client, metrics, stop).await
 }

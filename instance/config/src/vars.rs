@@ -27,6 +27,18 @@ pub const SMTP_FROM: &str = "FEDI_SMTP_FROM";
 pub const SMTP_USERNAME: &str = "FEDI_SMTP_USERNAME";
 pub const SMTP_PASSWORD: &str = "FEDI_SMTP_PASSWORD";
 
+/// The instance's own keys, generated once by the operator (or the user's `existingSecret`).
+/// Signs and encrypts session cookies.
+pub const SECRET_KEY_BASE: &str = "FEDI_SECRET_KEY_BASE";
+/// Signs OAuth access tokens.
+pub const OAUTH_SIGNING_KEY: &str = "FEDI_OAUTH_SIGNING_KEY";
+/// Encrypts sensitive columns (two-factor secrets) at rest.
+pub const ENCRYPTION_KEY: &str = "FEDI_ENCRYPTION_KEY";
+/// Web Push (VAPID) key pair: the private key as base64 PKCS#8, the public key as the
+/// base64url uncompressed P-256 point that browsers are given.
+pub const VAPID_PRIVATE_KEY: &str = "FEDI_VAPID_PRIVATE_KEY";
+pub const VAPID_PUBLIC_KEY: &str = "FEDI_VAPID_PUBLIC_KEY";
+
 /// Worker role: the queues it polls with their weights, as `default:8,push:4`.
 pub const WORKER_QUEUES: &str = "FEDI_WORKER_QUEUES";
 /// Worker role: jobs run at once per process.
@@ -44,6 +56,10 @@ pub const SECRET: &[&str] = &[
     S3_ACCESS_KEY_ID,
     S3_SECRET_ACCESS_KEY,
     SMTP_PASSWORD,
+    SECRET_KEY_BASE,
+    OAUTH_SIGNING_KEY,
+    ENCRYPTION_KEY,
+    VAPID_PRIVATE_KEY,
 ];
 
 pub fn is_secret(var: &str) -> bool {

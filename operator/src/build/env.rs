@@ -144,6 +144,11 @@ pub(crate) fn all(fedi: &FediInstance) -> Vec<(&'static str, Source)> {
         }
     }
 
+    let keys = super::keys_secret_name(fedi);
+    for (key, var) in crate::keys::SECRET_KEYS {
+        out.push((*var, secret(&keys, *key)));
+    }
+
     if let Some(smtp) = &spec.smtp {
         out.push((vars::SMTP_HOST, value(&smtp.host)));
         out.push((vars::SMTP_PORT, value(smtp.port)));
@@ -243,6 +248,15 @@ mod tests {
         assert_eq!(s3.endpoint, "http://social-s3.tenant-a.svc:8333");
         assert_eq!(s3.access_key_id.expose(), "secret:social-s3/accessKeyId");
         assert!(c.smtp.is_none());
+        let env = resolve(&minimal());
+        assert_eq!(
+            env[vars::SECRET_KEY_BASE],
+            "secret:social-keys/secretKeyBase"
+        );
+        assert_eq!(
+            env[vars::VAPID_PUBLIC_KEY],
+            "secret:social-keys/vapidPublicKey"
+        );
     }
 
     #[test]

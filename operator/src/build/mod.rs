@@ -6,6 +6,7 @@ mod deployments;
 mod env;
 mod hpa;
 mod ingress;
+mod keys_secret;
 mod network_policy;
 mod pdb;
 mod service_account;
@@ -21,6 +22,8 @@ use serde::Serialize;
 use crate::crd::FediInstance;
 
 pub use deployments::Workload;
+pub use env::{S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY};
+pub use keys_secret::{generated as generated_keys_secret, keys_secret_name};
 
 /// What the operator knows beyond the spec: where its release's server image lives.
 #[derive(Clone, Debug)]

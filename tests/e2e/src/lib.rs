@@ -218,7 +218,7 @@ impl Operator {
                         .expect("client config")
                         .with_layer(&record)
                         .build();
-                    fedi_operator::controller::run(client, m)
+                    fedi_operator::controller::run(client, m, std::future::pending::<()>())
                         .await
                         .expect("operator runs");
                 });
@@ -256,4 +256,14 @@ impl Operator {
             last = now;
         }
     }
+}
+
+/// A JSON merge patch, as `kubectl patch --type merge` makes; panics on refusal.
+pub async fn merge_patch<K>(api: &Api<K>, name: &str, patch: serde_json::Value) -> K
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|e| panic!("merge patch of {name} refused: {e}"))
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
@@ -133,13 +133,7 @@ async fn the_minimal_sample_becomes_ready_with_every_child_owned() {
 async fn a_replicas_change_reaches_the_deployment_and_is_reported() {
     let client = client().await;
     let (ns, api) = ready_instance(&client, "replicas").await;
-    api.patch(
-        "minimal",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"api": {"replicas": 3}}})),
-    )
-    .await
-    .unwrap();
+    merge_patch(&api, "minimal", json!({"spec": {"api": {"replicas": 3}}})).await;
     let deployments = ns.api::<Deployment>();
     await_until(
         TIMEOUT,
@@ -193,16 +187,12 @@ async fn drift_is_repaired_deleted_deployment_and_tampered_service() {
     eprintln!("deleted Deployment restored in {:?}", deleted.elapsed());
 
     let services = ns.api::<Service>();
-    services
-        .patch(
-            "minimal-api",
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"spec": {"selector": {"app.kubernetes.io/component": "hijacked"}}}),
-            ),
-        )
-        .await
-        .unwrap();
+    merge_patch(
+        &services,
+        "minimal-api",
+        json!({"spec": {"selector": {"app.kubernetes.io/component": "hijacked"}}}),
+    )
+    .await;
     await_until(
         Duration::from_secs(5),
         "the tampered Service selector to be restored",
@@ -226,21 +216,26 @@ async fn a_reconcile_of_an_unchanged_instance_writes_nothing() {
     let (ns, api) = ready_instance(&client, "noop").await;
     let operator = Operator::shared();
     let before = operator.settled_writes_in(&ns.name).await;
+    let status_before = api.get("minimal").await.unwrap().status;
     let reconciles = operator.metrics.reconciles();
     // A label change triggers a reconcile without changing anything the operator manages.
-    api.patch(
+    merge_patch(
+        &api,
         "minimal",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        json!({"metadata": {"labels": {"touched": "yes"}}}),
     )
-    .await
-    .unwrap();
+    .await;
     await_until(TIMEOUT, "a reconcile after the label change", || async {
         (operator.metrics.reconciles() > reconciles).then_some(())
     })
     .await
     .unwrap();
     let after = operator.settled_writes_in(&ns.name).await;
+    let status_after = api.get("minimal").await.unwrap().status;
+    assert_eq!(
+        status_before, status_after,
+        "nothing changed, so neither may the status"
+    );
     assert_eq!(
         after[before.len()..],
         [] as [String; 0],
@@ -275,9 +270,7 @@ async fn turning_on_ingress_and_autoscaling_adds_their_objects_and_turning_off_r
     let (ns, api) = ready_instance(&client, "toggle").await;
     let on = json!({"spec": {"ingress": {"className": "nginx"},
         "api": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}}}});
-    api.patch("minimal", &PatchParams::default(), &Patch::Merge(on))
-        .await
-        .unwrap();
+    merge_patch(&api, "minimal", on).await;
     let ingresses = ns.api::<Ingress>();
     let hpas = ns.api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>();
     await_until(TIMEOUT, "the Ingress and the api HPA", || async {
@@ -288,9 +281,7 @@ async fn turning_on_ingress_and_autoscaling_adds_their_objects_and_turning_off_r
     .await
     .unwrap();
     let off = json!({"spec": {"ingress": null, "api": {"autoscaling": null}}});
-    api.patch("minimal", &PatchParams::default(), &Patch::Merge(off))
-        .await
-        .unwrap();
+    merge_patch(&api, "minimal", off).await;
     await_until(TIMEOUT, "the Ingress and the HPA to be pruned", || async {
         (ingresses.get_opt("minimal").await.ok()?.is_none()
             && hpas.get_opt("minimal-api").await.ok()?.is_none())
@@ -298,4 +289,137 @@ async fn turning_on_ingress_and_autoscaling_adds_their_objects_and_turning_off_r
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn the_generated_keys_are_created_once_and_kept() {
+    let client = client().await;
+    let (ns, api) = ready_instance(&client, "keys").await;
+    let secrets = ns.api::<k8s_openapi::api::core::v1::Secret>();
+    let keys = secrets.get("minimal-keys").await.unwrap();
+    let data = keys.data.clone().unwrap();
+    for key in [
+        "secretKeyBase",
+        "oauthSigningKey",
+        "encryptionKey",
+        "vapidPrivateKey",
+        "vapidPublicKey",
+    ] {
+        assert!(!data[key].0.is_empty(), "{key}");
+    }
+    assert!(
+        keys.metadata.owner_references.is_none(),
+        "retained keys outlive the instance"
+    );
+
+    merge_patch(
+        &api,
+        "minimal",
+        json!({"spec": {"registrations": "closed"}}),
+    )
+    .await;
+    await_instance(
+        &api,
+        "minimal",
+        TIMEOUT,
+        "Ready at generation 2",
+        ready_at(2),
+    )
+    .await
+    .unwrap();
+    let again = secrets.get("minimal-keys").await.unwrap();
+    assert_eq!(
+        again.metadata.resource_version, keys.metadata.resource_version,
+        "never rewritten"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_existing_secret_is_reported_until_it_appears() {
+    let client = client().await;
+    install_crd(&client).await;
+    Operator::shared();
+    let ns = TestNamespace::new(&client, "existing").await;
+    let api = ns.api::<FediInstance>();
+    let mut fedi = sample("minimal");
+    fedi.spec.existing_secret = Some("own-keys".into());
+    api.create(&PostParams::default(), &fedi).await.unwrap();
+    let degraded = |reason: &'static str| {
+        move |f: &FediInstance| {
+            f.condition("Degraded")
+                .is_some_and(|c| c.status == "True" && c.reason == reason)
+        }
+    };
+    let f = await_instance(
+        &api,
+        "minimal",
+        TIMEOUT,
+        "SecretNotFound",
+        degraded("SecretNotFound"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        f.condition("Degraded")
+            .unwrap()
+            .message
+            .contains("own-keys")
+    );
+
+    let secrets = ns.api::<k8s_openapi::api::core::v1::Secret>();
+    let partial: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "own-keys"}, "stringData": {"secretKeyBase": "x"}}))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &partial)
+        .await
+        .unwrap();
+    // Secrets are not watched (that would take list/watch on every Secret of the cluster):
+    // a fix is seen at the next retry, within a minute, or at once on any change of the
+    // instance, which is what a GitOps sync does.
+    merge_patch(
+        &api,
+        "minimal",
+        json!({"metadata": {"annotations": {"nudge": "0"}}}),
+    )
+    .await;
+    let f = await_instance(
+        &api,
+        "minimal",
+        TIMEOUT,
+        "SecretKeyMissing",
+        degraded("SecretKeyMissing"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        f.condition("Degraded")
+            .unwrap()
+            .message
+            .contains("vapidPublicKey")
+    );
+
+    let full = json!({"stringData": {"oauthSigningKey": "x", "encryptionKey": "x",
+        "vapidPrivateKey": "x", "vapidPublicKey": "x"}});
+    merge_patch(&secrets, "own-keys", full).await;
+    // Retried without hot-looping (once a minute), or at once on a spec change: nudge it.
+    merge_patch(
+        &api,
+        "minimal",
+        json!({"metadata": {"annotations": {"nudge": "1"}}}),
+    )
+    .await;
+    await_instance(
+        &api,
+        "minimal",
+        TIMEOUT,
+        "Ready with the user's keys",
+        ready_at(1),
+    )
+    .await
+    .unwrap();
+    assert!(
+        secrets.get_opt("minimal-keys").await.unwrap().is_none(),
+        "no generated keys beside the user's"
+    );
 }

@@ -1,0 +1,108 @@
+//! The dereference stage: what the instance refers to in the cluster. Referenced Secrets
+//! must exist with the keys the pods will read (a missing one would otherwise surface only
+//! as pods stuck in CreateContainerConfigError), and the Secret of generated keys is created
+//! the first time. Values are never logged or reported; only key names are compared.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use kube::{Client, ResourceExt};
+use tracing::info;
+
+use crate::build::{self, Defaults};
+use crate::crd::FediInstance;
+use crate::keys::{self, SECRET_KEYS};
+use crate::{Error, Result};
+
+/// Secrets the spec refers to, each with the keys it must hold.
+pub fn referenced_secrets(fedi: &FediInstance) -> Vec<(String, Vec<String>)> {
+    let spec = &fedi.spec;
+    let mut refs: Vec<(String, Vec<String>)> = Vec::new();
+    let mut need = |name: &str, key: &str| match refs.iter_mut().find(|(n, _)| n == name) {
+        Some((_, keys)) => keys.push(key.to_string()),
+        None => refs.push((name.to_string(), vec![key.to_string()])),
+    };
+    if let Some(name) = &spec.existing_secret {
+        for (key, _) in SECRET_KEYS {
+            need(name, key);
+        }
+    }
+    if let Some(db) = &spec.database.external {
+        need(&db.password_secret_ref.name, &db.password_secret_ref.key);
+    }
+    if let Some(redis) = &spec.redis.external {
+        need(&redis.url_secret_ref.name, &redis.url_secret_ref.key);
+    }
+    if let Some(s3) = &spec.object_storage.external {
+        need(&s3.credentials_secret_ref.name, build::S3_ACCESS_KEY_ID_KEY);
+        need(
+            &s3.credentials_secret_ref.name,
+            build::S3_SECRET_ACCESS_KEY_KEY,
+        );
+    }
+    if let Some(pw) = spec
+        .smtp
+        .as_ref()
+        .and_then(|s| s.password_secret_ref.as_ref())
+    {
+        need(&pw.name, &pw.key);
+    }
+    refs
+}
+
+/// Checks the referenced Secrets; returns whether it created the generated keys.
+pub async fn secrets(
+    client: &Client,
+    fedi: &FediInstance,
+    namespace: &str,
+    defaults: &Defaults,
+) -> Result<bool> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for (name, wanted) in referenced_secrets(fedi) {
+        let secret = api
+            .get_opt(&name)
+            .await
+            .map_err(Error::Kube)?
+            .ok_or_else(|| Error::SecretNotFound(name.clone()))?;
+        let has = |k: &String| {
+            secret.data.as_ref().is_some_and(|d| d.contains_key(k))
+                || secret
+                    .string_data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(k))
+        };
+        let missing: Vec<String> = wanted.into_iter().filter(|k| !has(k)).collect();
+        if !missing.is_empty() {
+            return Err(Error::SecretKeyMissing {
+                name,
+                keys: missing,
+            });
+        }
+    }
+    if fedi.spec.existing_secret.is_some() {
+        return Ok(false);
+    }
+    let name = build::keys_secret_name(fedi);
+    if api
+        .get_metadata_opt(&name)
+        .await
+        .map_err(Error::Kube)?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let secret = build::generated_keys_secret(fedi, defaults, keys::generate()?)?;
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => {
+            info!(
+                namespace,
+                name,
+                instance = fedi.name_any(),
+                "generated the instance's keys"
+            );
+            Ok(true)
+        }
+        // Another reconcile (or replica) created it first: theirs stands, never overwritten.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(Error::Apply(format!("Secret/{name}"), e)),
+    }
+}

@@ -1,0 +1,202 @@
+//! The operator as a process, as it runs in a pod: leader election between two replicas, and
+//! convergence after being killed mid-reconcile again and again.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fedi_e2e::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, PostParams};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `fedi-operator` built by scripts/e2e.sh; FEDI_OPERATOR_BIN overrides.
+fn operator_bin() -> String {
+    std::env::var("FEDI_OPERATOR_BIN").unwrap_or_else(|_| {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| repo_root().join("target").to_string_lossy().into_owned());
+        format!("{target}/debug/fedi-operator")
+    })
+}
+
+struct Replica {
+    child: Child,
+    metrics: String,
+}
+
+impl Replica {
+    fn start(namespace: &str, identity: &str, leader_election: bool) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bin = operator_bin();
+        let child = Command::new(&bin)
+            .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            .env("POD_NAMESPACE", namespace)
+            .env("POD_NAME", identity)
+            .env("FEDI_OPERATOR_LEASE", "fedi-operator-e2e")
+            .env("FEDI_OPERATOR_LEADER_ELECTION", leader_election.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}): build it with `cargo build --bin fedi-operator`")
+            });
+        Self {
+            child,
+            metrics: format!("http://127.0.0.1:{port}/metrics"),
+        }
+    }
+
+    /// Reconciles this replica has started, or None while it does not answer.
+    async fn reconciles(&self) -> Option<u64> {
+        let text = reqwest::get(&self.metrics).await.ok()?.text().await.ok()?;
+        text.lines().find_map(|l| {
+            l.strip_prefix("fedi_operator_reconciles_total ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn minimal_named(name: &str) -> FediInstance {
+    let yaml = std::fs::read_to_string(repo_root().join("config/samples/minimal.yaml")).unwrap();
+    let mut fedi: FediInstance = serde_yaml::from_str(&yaml).unwrap();
+    fedi.metadata.name = Some(name.into());
+    fedi
+}
+
+#[tokio::test]
+async fn only_the_leader_reconciles_and_a_follower_takes_over() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "leader").await;
+    let mut replicas = [
+        ("replica-a", Replica::start(&ns.name, "replica-a", true)),
+        ("replica-b", Replica::start(&ns.name, "replica-b", true)),
+    ];
+    let api = ns.api::<FediInstance>();
+    api.create(&PostParams::default(), &minimal_named("leader"))
+        .await
+        .unwrap();
+
+    let leases = ns.api::<Lease>();
+    let lease_holder = || async {
+        leases
+            .get_opt("fedi-operator-e2e")
+            .await
+            .ok()??
+            .spec?
+            .holder_identity
+    };
+    let holder = await_until(TIMEOUT, "a lease holder", lease_holder)
+        .await
+        .unwrap();
+    await_instance(&api, "leader", TIMEOUT, "the instance reconciled", |f| {
+        f.status.is_some()
+    })
+    .await
+    .unwrap();
+    let leader = replicas
+        .iter()
+        .position(|(id, _)| *id == holder)
+        .expect("a replica holds it");
+    let follower = 1 - leader;
+    assert!(
+        replicas[leader].1.reconciles().await.unwrap_or(0) > 0,
+        "the leader reconciles"
+    );
+    assert_eq!(
+        replicas[follower].1.reconciles().await,
+        Some(0),
+        "a follower must not reconcile"
+    );
+
+    // The leader dies without releasing the lease: the follower takes over once it expires.
+    replicas[leader].1.kill();
+    let survivor = replicas[follower].0;
+    await_until(TIMEOUT, "the follower to take the lease", || async {
+        (lease_holder().await? == survivor).then_some(())
+    })
+    .await
+    .unwrap();
+    await_until(TIMEOUT, "the new leader to reconcile", || async {
+        (replicas[follower].1.reconciles().await? > 0).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn killed_mid_reconcile_ten_times_it_still_converges_without_duplicates() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "kill").await;
+    let api = ns.api::<FediInstance>();
+    api.create(&PostParams::default(), &minimal_named("kill"))
+        .await
+        .unwrap();
+    for round in 0..10u64 {
+        let mut replica = Replica::start(&ns.name, "killed", false);
+        // Spread the kills over start-up, the first applies and the status write.
+        tokio::time::sleep(Duration::from_millis(150 + round * 90)).await;
+        replica.kill();
+    }
+    let _survivor = Replica::start(&ns.name, "survivor", false);
+    let ready = |f: &FediInstance| {
+        f.condition(fedi_operator::status::READY)
+            .is_some_and(|c| c.status == "True")
+    };
+    await_instance(&api, "kill", TIMEOUT, "Ready after the kills", ready)
+        .await
+        .unwrap();
+
+    let names = |items: Vec<String>| {
+        let mut n = items;
+        n.sort();
+        n
+    };
+    let deployments = ns
+        .api::<Deployment>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        names(
+            deployments
+                .items
+                .iter()
+                .map(|d| d.metadata.name.clone().unwrap())
+                .collect()
+        ),
+        ["kill-api", "kill-streamer", "kill-worker-default"]
+    );
+    let secrets = ns
+        .api::<Secret>()
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let keys: Vec<_> = secrets
+        .items
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .filter(|n| n.ends_with("-keys"))
+        .collect();
+    assert_eq!(keys, ["kill-keys"], "exactly one Secret of generated keys");
+}
