@@ -264,10 +264,19 @@ pub async fn run(
              (make crds-install) and check the operator's RBAC"
         );
     }
-    let ctx = Arc::new(Context::new(client.clone(), metrics));
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
     let owned = || watcher::Config::default().labels(MANAGED_BY).any_semantic();
+    // The number of instances this operator manages, from the controller's own cache.
+    let store = controller.store();
+    let gauge = tokio::spawn(async move {
+        loop {
+            metrics.set_managed_instances(store.len());
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
     info!("controller started");
-    Controller::new(api, watcher::Config::default().any_semantic())
+    controller
         .owns(Api::<Deployment>::all(client.clone()), owned())
         .owns(Api::<Service>::all(client.clone()), owned())
         .owns(Api::<ConfigMap>::all(client.clone()), owned())
@@ -285,6 +294,7 @@ pub async fn run(
             }
         })
         .await;
+    gauge.abort();
     info!("controller stopped");
     Ok(())
 }

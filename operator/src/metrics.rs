@@ -5,6 +5,7 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -21,6 +22,7 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     status_writes: Counter,
     child_writes: Counter,
+    managed_instances: Gauge,
     duration: Histogram,
 }
 
@@ -30,6 +32,7 @@ impl Default for Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let status_writes = Counter::default();
         let child_writes = Counter::default();
+        let managed_instances = Gauge::default();
         // 1 ms .. ~16 s: a reconcile excluding waits should sit in the lowest buckets.
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         let mut registry = Registry::with_prefix("fedi_operator");
@@ -43,6 +46,11 @@ impl Default for Metrics {
             "status_writes",
             "Status patches written",
             status_writes.clone(),
+        );
+        registry.register(
+            "managed_instances",
+            "FediInstances in the operator's cache",
+            managed_instances.clone(),
         );
         registry.register(
             "child_writes",
@@ -60,6 +68,7 @@ impl Default for Metrics {
             errors,
             status_writes,
             child_writes,
+            managed_instances,
             duration,
         }
     }
@@ -85,6 +94,11 @@ impl Metrics {
 
     pub fn status_written(&self) {
         self.status_writes.inc();
+    }
+
+    pub fn set_managed_instances(&self, n: usize) {
+        self.managed_instances
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn child_written(&self) {

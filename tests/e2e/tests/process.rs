@@ -52,15 +52,17 @@ impl Replica {
         }
     }
 
-    /// Reconciles this replica has started, or None while it does not answer.
-    async fn reconciles(&self) -> Option<u64> {
+    /// A counter or gauge of this replica's /metrics, or None while it does not answer.
+    async fn metric(&self, name: &str) -> Option<u64> {
         let text = reqwest::get(&self.metrics).await.ok()?.text().await.ok()?;
-        text.lines().find_map(|l| {
-            l.strip_prefix("fedi_operator_reconciles_total ")?
-                .trim()
-                .parse()
-                .ok()
-        })
+        let prefix = format!("{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+    }
+
+    /// Reconciles this replica has started.
+    async fn reconciles(&self) -> Option<u64> {
+        self.metric("fedi_operator_reconciles_total").await
     }
 
     fn kill(&mut self) {
@@ -127,6 +129,20 @@ async fn only_the_leader_reconciles_and_a_follower_takes_over() {
         Some(0),
         "a follower must not reconcile"
     );
+    await_until(
+        TIMEOUT,
+        "the leader to count the instance it manages",
+        || async {
+            (replicas[leader]
+                .1
+                .metric("fedi_operator_managed_instances")
+                .await?
+                >= 1)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
 
     // The leader dies without releasing the lease: the follower takes over once it expires.
     replicas[leader].1.kill();
