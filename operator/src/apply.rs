@@ -33,10 +33,9 @@ pub struct Applied {
 pub async fn apply(client: &Client, namespace: &str, child: Child) -> Result<Applied> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &child.resource);
     let name = child.name();
-    let existing = api
-        .get_opt(&name)
-        .await
-        .map_err(|e| Error::Apply(child.describe(), e))?;
+    let failed =
+        |e| missing_kind(&child.resource, e).unwrap_or_else(|e| Error::Apply(child.describe(), e));
+    let existing = api.get_opt(&name).await.map_err(failed)?;
     let desired = serde_json::to_value(&child.object).map_err(Error::Serialize)?;
     if let Some(live) = &existing {
         let live_json = serde_json::to_value(live).map_err(Error::Serialize)?;
@@ -52,7 +51,7 @@ pub async fn apply(client: &Client, namespace: &str, child: Child) -> Result<App
     let live = api
         .patch(&name, &params, &Patch::Apply(&desired))
         .await
-        .map_err(|e| Error::Apply(child.describe(), e))?;
+        .map_err(failed)?;
     let outcome = if existing.is_some() {
         Outcome::Updated
     } else {
@@ -77,10 +76,15 @@ pub async fn prune(
 ) -> Result<Vec<String>> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
     let kind = resource.kind.clone();
-    let listed = api
+    let listed = match api
         .list_metadata(&ListParams::default().labels(selector))
         .await
-        .map_err(|e| Error::Apply(format!("{kind} list"), e))?;
+    {
+        Ok(listed) => listed,
+        // A kind whose CRD is not installed has nothing to prune.
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
+        Err(e) => return Err(Error::Apply(format!("{kind} list"), e)),
+    };
     let mut deleted = Vec::new();
     for obj in listed {
         let name = obj.name_any();
@@ -93,6 +97,17 @@ pub async fn prune(
         }
     }
     Ok(deleted)
+}
+
+/// A 404 whose body is not a Kubernetes Status means the API server does not serve the kind
+/// at all: its CRDs are missing. Said in words for the kinds that come from optional CRDs.
+fn missing_kind(resource: &kube::api::ApiResource, e: kube::Error) -> Result<Error, kube::Error> {
+    match &e {
+        kube::Error::Api(s) if s.code == 404 && resource.group == "gateway.networking.k8s.io" => {
+            Ok(Error::GatewayApiMissing)
+        }
+        _ => Err(e),
+    }
 }
 
 /// Whether `live` already holds every field of `desired` with the same value. Fields the API

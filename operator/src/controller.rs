@@ -147,6 +147,7 @@ async fn pipeline(
         ApiResource::erase::<HorizontalPodAutoscaler>(&()),
         ApiResource::erase::<PodDisruptionBudget>(&()),
         ApiResource::erase::<Ingress>(&()),
+        build::http_route_resource(),
     ]
     .into_iter()
     .map(|r| {

@@ -31,6 +31,11 @@ pub enum Error {
     SecretNotFound(String),
     #[error("Secret {name} lacks the key(s) {}", keys.join(", "))]
     SecretKeyMissing { name: String, keys: Vec<String> },
+    #[error(
+        "spec.ingress.kind is HTTPRoute but the Gateway API CRDs are not installed; install \
+         them (standard channel, gateway.networking.k8s.io/v1) or use kind: Ingress"
+    )]
+    GatewayApiMissing,
     #[error(transparent)]
     Random(#[from] keys::RandomError),
 }
@@ -44,6 +49,7 @@ impl Error {
             Error::Serialize(_) => "serialize",
             Error::SecretNotFound(_) | Error::SecretKeyMissing { .. } => "secret_reference",
             Error::Random(_) => "random",
+            Error::GatewayApiMissing => "gateway_api_missing",
         }
     }
 
@@ -56,6 +62,7 @@ impl Error {
             Error::Serialize(_) | Error::Random(_) => "InternalError",
             Error::SecretNotFound(_) => "SecretNotFound",
             Error::SecretKeyMissing { .. } => "SecretKeyMissing",
+            Error::GatewayApiMissing => "GatewayAPINotInstalled",
         }
     }
 
@@ -64,7 +71,10 @@ impl Error {
     pub fn needs_a_person(&self) -> bool {
         matches!(
             self,
-            Error::SecretNotFound(_) | Error::SecretKeyMissing { .. } | Error::Build(_)
+            Error::SecretNotFound(_)
+                | Error::SecretKeyMissing { .. }
+                | Error::Build(_)
+                | Error::GatewayApiMissing
         )
     }
 }

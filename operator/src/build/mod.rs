@@ -5,6 +5,7 @@ mod config_map;
 mod deployments;
 mod env;
 mod hpa;
+mod http_route;
 mod ingress;
 mod keys_secret;
 mod network_policy;
@@ -23,6 +24,7 @@ use crate::crd::FediInstance;
 
 pub use deployments::Workload;
 pub use env::{S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY};
+pub use http_route::resource as http_route_resource;
 pub use keys_secret::{generated as generated_keys_secret, keys_secret_name};
 
 /// What the operator knows beyond the spec: where its release's server image lives.
@@ -102,6 +104,7 @@ pub fn children(fedi: &FediInstance, defaults: &Defaults) -> Result<Vec<Child>, 
     if let Some(ingress) = ingress::build(&ctx) {
         out.push(Child::new(&ingress));
     }
+    out.extend(http_route::build(&ctx));
     Ok(out)
 }
 

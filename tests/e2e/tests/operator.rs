@@ -423,3 +423,46 @@ async fn a_missing_existing_secret_is_reported_until_it_appears() {
         "no generated keys beside the user's"
     );
 }
+
+#[tokio::test]
+async fn an_httproute_without_gateway_api_says_how_to_fix_it() {
+    let client = client().await;
+    install_crd(&client).await;
+    Operator::shared();
+    let ns = TestNamespace::new(&client, "route").await;
+    let api = ns.api::<FediInstance>();
+    let mut fedi = sample("minimal");
+    fedi.spec.ingress =
+        serde_json::from_value(json!({"kind": "HTTPRoute", "parentRefs": [{"name": "gw"}]}))
+            .unwrap();
+    api.create(&PostParams::default(), &fedi).await.unwrap();
+    let missing = |f: &FediInstance| {
+        f.condition("Degraded")
+            .is_some_and(|c| c.status == "True" && c.reason == "GatewayAPINotInstalled")
+    };
+    let f = await_instance(&api, "minimal", TIMEOUT, "GatewayAPINotInstalled", missing)
+        .await
+        .unwrap();
+    assert!(
+        f.condition("Degraded")
+            .unwrap()
+            .message
+            .contains("use kind: Ingress")
+    );
+    // Switching to an Ingress recovers without the Gateway API.
+    merge_patch(
+        &api,
+        "minimal",
+        json!({"spec": {"ingress": {"kind": "Ingress", "parentRefs": []}}}),
+    )
+    .await;
+    await_instance(
+        &api,
+        "minimal",
+        TIMEOUT,
+        "Ready with an Ingress",
+        ready_at(2),
+    )
+    .await
+    .unwrap();
+}
