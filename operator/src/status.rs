@@ -11,7 +11,7 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 
-/// A workload's Deployment as last seen, with the replicas the operator asked for.
+/// A workload's Deployment as last seen, under its component name (`api`, `worker-default`).
 pub struct Observed<'a> {
     pub component: &'a str,
     pub deployment: &'a Deployment,

@@ -27,14 +27,24 @@ fn ready_at(generation: i64) -> impl Fn(&FediInstance) -> bool {
     }
 }
 
-async fn ready_instance(client: &kube::Client, prefix: &str) -> (TestNamespace, Api<FediInstance>) {
+/// A new namespace holding the minimal sample, changed by `edit`, with the operator running.
+async fn create_instance(
+    client: &kube::Client,
+    prefix: &str,
+    edit: impl FnOnce(&mut FediInstance),
+) -> (TestNamespace, Api<FediInstance>) {
     install_crd(client).await;
     Operator::shared();
     let ns = TestNamespace::new(client, prefix).await;
     let api = ns.api::<FediInstance>();
-    api.create(&PostParams::default(), &sample("minimal"))
-        .await
-        .unwrap();
+    let mut fedi = sample("minimal");
+    edit(&mut fedi);
+    api.create(&PostParams::default(), &fedi).await.unwrap();
+    (ns, api)
+}
+
+async fn ready_instance(client: &kube::Client, prefix: &str) -> (TestNamespace, Api<FediInstance>) {
+    let (ns, api) = create_instance(client, prefix, |_| {}).await;
     await_instance(
         &api,
         "minimal",
@@ -45,6 +55,13 @@ async fn ready_instance(client: &kube::Client, prefix: &str) -> (TestNamespace, 
     .await
     .unwrap();
     (ns, api)
+}
+
+fn degraded(reason: &'static str) -> impl Fn(&FediInstance) -> bool {
+    move |f| {
+        f.condition("Degraded")
+            .is_some_and(|c| c.status == "True" && c.reason == reason)
+    }
 }
 
 #[tokio::test]
@@ -337,19 +354,10 @@ async fn the_generated_keys_are_created_once_and_kept() {
 #[tokio::test]
 async fn a_missing_existing_secret_is_reported_until_it_appears() {
     let client = client().await;
-    install_crd(&client).await;
-    Operator::shared();
-    let ns = TestNamespace::new(&client, "existing").await;
-    let api = ns.api::<FediInstance>();
-    let mut fedi = sample("minimal");
-    fedi.spec.existing_secret = Some("own-keys".into());
-    api.create(&PostParams::default(), &fedi).await.unwrap();
-    let degraded = |reason: &'static str| {
-        move |f: &FediInstance| {
-            f.condition("Degraded")
-                .is_some_and(|c| c.status == "True" && c.reason == reason)
-        }
-    };
+    let (ns, api) = create_instance(&client, "existing", |f| {
+        f.spec.existing_secret = Some("own-keys".into());
+    })
+    .await;
     let f = await_instance(
         &api,
         "minimal",
@@ -427,19 +435,12 @@ async fn a_missing_existing_secret_is_reported_until_it_appears() {
 #[tokio::test]
 async fn an_httproute_without_gateway_api_says_how_to_fix_it() {
     let client = client().await;
-    install_crd(&client).await;
-    Operator::shared();
-    let ns = TestNamespace::new(&client, "route").await;
-    let api = ns.api::<FediInstance>();
-    let mut fedi = sample("minimal");
-    fedi.spec.ingress =
-        serde_json::from_value(json!({"kind": "HTTPRoute", "parentRefs": [{"name": "gw"}]}))
-            .unwrap();
-    api.create(&PostParams::default(), &fedi).await.unwrap();
-    let missing = |f: &FediInstance| {
-        f.condition("Degraded")
-            .is_some_and(|c| c.status == "True" && c.reason == "GatewayAPINotInstalled")
-    };
+    let (_ns, api) = create_instance(&client, "route", |f| {
+        let route = json!({"kind": "HTTPRoute", "parentRefs": [{"name": "gw"}]});
+        f.spec.ingress = serde_json::from_value(route).unwrap();
+    })
+    .await;
+    let missing = degraded("GatewayAPINotInstalled");
     let f = await_instance(&api, "minimal", TIMEOUT, "GatewayAPINotInstalled", missing)
         .await
         .unwrap();
