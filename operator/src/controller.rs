@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
@@ -250,51 +250,91 @@ pub fn error_policy(fedi: Arc<FediInstance>, error: &Error, ctx: Arc<Context>) -
     Action::requeue(Duration::from_secs(retry))
 }
 
+/// Which namespaces the operator serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every namespace (one cluster-wide watch per kind).
+    All,
+    /// Only these (one watch per namespace and kind, so that namespaced RBAC suffices).
+    Namespaces(Vec<String>),
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// Runs the controller until `shutdown` resolves (SIGTERM, or the loss of leadership);
 /// in-flight reconciles finish first. Fails fast with an actionable message when the CRD is
 /// not installed, instead of retrying forever.
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    scope: Scope,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let api: Api<FediInstance> = Api::all(client.clone());
-    if let Err(e) = api.list(&ListParams::default().limit(1)).await {
-        anyhow::bail!(
-            "cannot list FediInstances ({e}); is the CRD installed? Apply crds/fediinstances.yaml \
-             (make crds-install) and check the operator's RBAC"
-        );
+    let namespaces: Vec<Option<String>> = match scope {
+        Scope::All => vec![None],
+        Scope::Namespaces(list) => list.into_iter().map(Some).collect(),
+    };
+    for ns in &namespaces {
+        let api: Api<FediInstance> = scoped(&client, ns.as_deref());
+        if let Err(e) = api.list(&ListParams::default().limit(1)).await {
+            anyhow::bail!(
+                "cannot list FediInstances{} ({e}); is the CRD installed? Apply \
+                 crds/fediinstances.yaml (make crds-install) and check the operator's RBAC",
+                ns.as_ref()
+                    .map(|n| format!(" in namespace {n}"))
+                    .unwrap_or_default()
+            );
+        }
     }
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let shutdown = shutdown.boxed().shared();
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
     let owned = || watcher::Config::default().labels(MANAGED_BY).any_semantic();
-    // The number of instances this operator manages, from the controller's own cache.
-    let store = controller.store();
+    let mut stores = Vec::new();
+    let mut controllers = Vec::new();
+    for ns in &namespaces {
+        let ns = ns.as_deref();
+        let controller = Controller::new(
+            scoped::<FediInstance>(&client, ns),
+            watcher::Config::default().any_semantic(),
+        );
+        stores.push(controller.store());
+        controllers.push(
+            controller
+                .owns(scoped::<Deployment>(&client, ns), owned())
+                .owns(scoped::<Service>(&client, ns), owned())
+                .owns(scoped::<ConfigMap>(&client, ns), owned())
+                .owns(scoped::<ServiceAccount>(&client, ns), owned())
+                .owns(scoped::<HorizontalPodAutoscaler>(&client, ns), owned())
+                .owns(scoped::<PodDisruptionBudget>(&client, ns), owned())
+                .owns(scoped::<NetworkPolicy>(&client, ns), owned())
+                .owns(scoped::<Ingress>(&client, ns), owned())
+                .graceful_shutdown_on(shutdown.clone())
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(|result| async move {
+                    if let Err(e) = result {
+                        // Reconcile errors are logged by error_policy; these are watch errors.
+                        tracing::debug!(error = %e, "controller event");
+                    }
+                }),
+        );
+    }
+    // The number of instances this operator manages, from the controllers' own caches.
     let gauge = tokio::spawn(async move {
         loop {
-            metrics.set_managed_instances(store.len());
+            metrics.set_managed_instances(stores.iter().map(|s| s.len()).sum());
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     });
-    info!("controller started");
-    controller
-        .owns(Api::<Deployment>::all(client.clone()), owned())
-        .owns(Api::<Service>::all(client.clone()), owned())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned())
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned())
-        .owns(Api::<HorizontalPodAutoscaler>::all(client.clone()), owned())
-        .owns(Api::<PodDisruptionBudget>::all(client.clone()), owned())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned())
-        .owns(Api::<Ingress>::all(client.clone()), owned())
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                // Reconcile errors are logged by error_policy; these are watch/queue errors.
-                tracing::debug!(error = %e, "controller event");
-            }
-        })
-        .await;
+    info!(namespaces = ?namespaces, "controller started");
+    futures::future::join_all(controllers).await;
     gauge.abort();
     info!("controller stopped");
     Ok(())

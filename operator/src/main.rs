@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use axum::{Router, extract::State, routing::get};
 use clap::Parser;
+use fedi_operator::controller::Scope;
 use fedi_operator::leader::Leadership;
 use fedi_operator::{controller, metrics::Metrics, telemetry};
 use tracing::info;
@@ -27,6 +28,9 @@ struct Args {
     /// Name of the leader-election Lease.
     #[arg(long, env = "FEDI_OPERATOR_LEASE", default_value = "fedi-operator")]
     lease_name: String,
+    /// Serve only these namespaces (comma-separated); every namespace when unset.
+    #[arg(long, env = "FEDI_OPERATOR_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
     /// This replica's identity in the election (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
@@ -71,8 +75,20 @@ async fn main() -> anyhow::Result<()> {
         info!("shutting down");
     });
 
+    let namespaces: Vec<String> = args
+        .namespaces
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect();
+    let scope = if namespaces.is_empty() {
+        Scope::All
+    } else {
+        Scope::Namespaces(namespaces)
+    };
     if !args.leader_election {
-        return controller::run(client, metrics, signal).await;
+        return controller::run(client, metrics, scope, signal).await;
     }
     let identity = args.identity.unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "fedi-operator".into());
@@ -95,5 +111,5 @@ async fn main() -> anyhow::Result<()> {
             _ = signal => {}
         }
     };
-    controller::run(client, metrics, stop).await
+    controller::run(client, metrics, scope, stop).await
 }

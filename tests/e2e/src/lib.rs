@@ -218,9 +218,14 @@ impl Operator {
                         .expect("client config")
                         .with_layer(&record)
                         .build();
-                    fedi_operator::controller::run(client, m, std::future::pending::<()>())
-                        .await
-                        .expect("operator runs");
+                    fedi_operator::controller::run(
+                        client,
+                        m,
+                        fedi_operator::controller::Scope::All,
+                        std::future::pending::<()>(),
+                    )
+                    .await
+                    .expect("operator runs");
                 });
             });
             Operator { requests, metrics }

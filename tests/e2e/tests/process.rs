@@ -27,6 +27,8 @@ struct Replica {
 }
 
 impl Replica {
+    /// A replica serving only `namespace` (which also holds its Lease), so that the tests of
+    /// this file, running side by side, never reconcile each other's instances.
     fn start(namespace: &str, identity: &str, leader_election: bool) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -36,6 +38,7 @@ impl Replica {
         let bin = operator_bin();
         let child = Command::new(&bin)
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            .args(["--namespaces", namespace])
             .env("POD_NAMESPACE", namespace)
             .env("POD_NAME", identity)
             .env("FEDI_OPERATOR_LEASE", "fedi-operator-e2e")
@@ -215,4 +218,46 @@ async fn killed_mid_reconcile_ten_times_it_still_converges_without_duplicates() 
         .filter(|n| n.ends_with("-keys"))
         .collect();
     assert_eq!(keys, ["kill-keys"], "exactly one Secret of generated keys");
+}
+
+#[tokio::test]
+async fn with_a_namespace_list_only_those_namespaces_are_served() {
+    let client = client().await;
+    install_crd(&client).await;
+    let served = TestNamespace::new(&client, "served").await;
+    let ignored = TestNamespace::new(&client, "ignored").await;
+    // Replica::start passes --namespaces with the namespace it is given.
+    let _operator = Replica::start(&served.name, "scoped", false);
+    for ns in [&served, &ignored] {
+        ns.api::<FediInstance>()
+            .create(&PostParams::default(), &minimal_named("scoped"))
+            .await
+            .unwrap();
+    }
+    let served_api = served.api::<FediInstance>();
+    await_instance(
+        &served_api,
+        "scoped",
+        TIMEOUT,
+        "the served instance reconciled",
+        |f| f.status.is_some(),
+    )
+    .await
+    .unwrap();
+    // The served one has gone through a whole reconcile; the other must still be untouched.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let other = ignored.api::<FediInstance>().get("scoped").await.unwrap();
+    assert!(
+        other.status.is_none(),
+        "an instance outside --namespaces must not be reconciled"
+    );
+    assert!(
+        ignored
+            .api::<Deployment>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
