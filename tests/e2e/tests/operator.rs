@@ -267,18 +267,25 @@ async fn deleting_the_instance_removes_its_children() {
     api.delete("minimal", &DeleteParams::foreground())
         .await
         .unwrap();
-    let deployments = ns.api::<Deployment>();
+    let (deployments, services) = (ns.api::<Deployment>(), ns.api::<Service>());
     await_until(TIMEOUT, "the children to be garbage-collected", || async {
-        deployments
+        let left = deployments
             .list(&Default::default())
             .await
             .ok()?
             .items
-            .is_empty()
-            .then_some(())
+            .len()
+            + services.list(&Default::default()).await.ok()?.items.len();
+        (left == 0).then_some(())
     })
     .await
     .unwrap();
+    // Data is retained by default: the keys that encrypt the database's contents stay.
+    let keys = ns.api::<k8s_openapi::api::core::v1::Secret>();
+    assert!(
+        keys.get_opt("minimal-keys").await.unwrap().is_some(),
+        "retained keys were deleted"
+    );
 }
 
 #[tokio::test]
