@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::apply::{self, FIELD_MANAGER, Outcome};
 use crate::build::{self, Defaults};
 use crate::crd::{FediInstance, FediInstanceStatus};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::{Error, Result, dereference, status};
 
@@ -275,6 +276,7 @@ where
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     scope: Scope,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -326,6 +328,23 @@ pub async fn run(
                 }),
         );
     }
+    // Ready once every cache holds the cluster's FediInstances.
+    let caches = stores.clone();
+    // Polled again every second: the store's readiness channel wakes only its most recent
+    // waiter, and the controller's own runner waits on it too.
+    let readiness = tokio::spawn(async move {
+        health.set_ready(false);
+        for store in &caches {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(_)) => return,
+                    Err(_) => continue,
+                }
+            }
+        }
+        health.set_ready(true);
+    });
     // The number of instances this operator manages, from the controllers' own caches.
     let gauge = tokio::spawn(async move {
         loop {
@@ -336,6 +355,7 @@ pub async fn run(
     info!(namespaces = ?namespaces, "controller started");
     futures::future::join_all(controllers).await;
     gauge.abort();
+    readiness.abort();
     info!("controller stopped");
     Ok(())
 }

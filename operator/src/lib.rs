@@ -9,6 +9,7 @@ pub mod build;
 pub mod controller;
 pub mod crd;
 pub mod dereference;
+pub mod health;
 pub mod keys;
 pub mod leader;
 pub mod metrics;

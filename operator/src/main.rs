@@ -1,9 +1,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::{Router, extract::State, routing::get};
+use axum::{Router, extract::State, http::StatusCode, routing::get};
 use clap::Parser;
 use fedi_operator::controller::Scope;
+use fedi_operator::health::Health;
 use fedi_operator::leader::Leadership;
 use fedi_operator::{controller, metrics::Metrics, telemetry};
 use tracing::info;
@@ -44,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         anyhow::anyhow!("no Kubernetes configuration found ({e}); set KUBECONFIG or run in a pod")
     })?;
     let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
 
     let app = Router::new()
         .route(
@@ -51,8 +53,18 @@ async fn main() -> anyhow::Result<()> {
             get(|State(m): State<Arc<Metrics>>| async move { m.encode() }),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
-        .with_state(metrics.clone());
+        .with_state(metrics.clone())
+        .route(
+            "/readyz",
+            get(|State(h): State<Arc<Health>>| async move {
+                if h.is_ready() {
+                    (StatusCode::OK, "ok")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet")
+                }
+            })
+            .with_state(health.clone()),
+        );
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.http_addr))?;
@@ -88,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
         Scope::Namespaces(namespaces)
     };
     if !args.leader_election {
-        return controller::run(client, metrics, scope, signal).await;
+        return controller::run(client, metrics, health, scope, signal).await;
     }
     let identity = args.identity.unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "fedi-operator".into());
@@ -101,6 +113,8 @@ async fn main() -> anyhow::Result<()> {
         &identity,
     )
     .await?;
+    // Waiting for the Lease is this replica's job while another one leads.
+    health.set_ready(true);
     tokio::select! {
         _ = leadership.acquired() => {}
         _ = &mut signal => return Ok(()),
@@ -111,5 +125,5 @@ async fn main() -> anyhow::Result<()> {
             _ = signal => {}
         }
     };
-    controller::run(client, metrics, scope, stop).await
+    controller::run(client, metrics, health, scope, stop).await
 }

@@ -236,6 +236,14 @@ start_apiserver() {
 
 start_controller_manager() {
 	local kc="${KUBECONFIG_DIR}/controller-manager.kubeconfig"
+	# The beta StaleControllerConsistency* gates make the ReplicaSet (and other) controllers
+	# wait for their cache to catch up with their own writes. On this loopback cluster under
+	# test load they were seen to leave Deployment status stale for minutes ("read version
+	# ... is not as new as written version"), so e2e waits timed out. The operator does not
+	# depend on them; a real cluster keeps its defaults.
+	local gates="StaleControllerConsistencyReplicaSet=false,StaleControllerConsistencyDaemonSet=false"
+	gates+=",StaleControllerConsistencyStatefulSet=false,StaleControllerConsistencyJob=false"
+	gates+=",StaleControllerConsistencyHPA=false"
 	start kube-controller-manager "${KCM_PORT}" "${K8S_BIN_DIR}/kube-controller-manager" \
 		--kubeconfig="${kc}" \
 		--authentication-kubeconfig="${kc}" \
@@ -251,6 +259,7 @@ start_controller_manager() {
 		--cluster-signing-key-file="${PKI_DIR}/ca.key" \
 		--service-cluster-ip-range="${SERVICE_CIDR}" \
 		--cluster-name=fedi-e2e \
+		--feature-gates="${gates}" \
 		--profiling=false
 	wait_for kube-controller-manager "kube-controller-manager /healthz" 60 local_healthz "${KCM_PORT}"
 }

@@ -221,6 +221,7 @@ impl Operator {
                     fedi_operator::controller::run(
                         client,
                         m,
+                        std::sync::Arc::new(fedi_operator::health::Health::default()),
                         fedi_operator::controller::Scope::All,
                         std::future::pending::<()>(),
                     )

@@ -63,6 +63,12 @@ impl Replica {
             .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
     }
 
+    /// The HTTP status of /readyz, or None while it does not answer.
+    async fn readyz(&self) -> Option<u16> {
+        let url = self.metrics.replace("/metrics", "/readyz");
+        Some(reqwest::get(url).await.ok()?.status().as_u16())
+    }
+
     /// Reconciles this replica has started.
     async fn reconciles(&self) -> Option<u64> {
         self.metric("fedi_operator_reconciles_total").await
@@ -227,7 +233,14 @@ async fn with_a_namespace_list_only_those_namespaces_are_served() {
     let served = TestNamespace::new(&client, "served").await;
     let ignored = TestNamespace::new(&client, "ignored").await;
     // Replica::start passes --namespaces with the namespace it is given.
-    let _operator = Replica::start(&served.name, "scoped", false);
+    let operator = Replica::start(&served.name, "scoped", false);
+    await_until(
+        TIMEOUT,
+        "/readyz to answer 200 once the caches are synced",
+        || async { (operator.readyz().await? == 200).then_some(()) },
+    )
+    .await
+    .unwrap();
     for ns in [&served, &ignored] {
         ns.api::<FediInstance>()
             .create(&PostParams::default(), &minimal_named("scoped"))
