@@ -16,15 +16,14 @@ SELECTED=()
 for arg in "$@"; do
     case "$arg" in
         -h | --help) print_header_usage "${BASH_SOURCE[0]}"; exit 0 ;;
-        postgres | pg) SELECTED+=(postgres) ;;
-        redis) SELECTED+=(redis) ;;
-        s3 | seaweedfs) SELECTED+=(s3) ;;
-        smtp) SELECTED+=(smtp) ;;
-        *) die "unknown service '$arg' (expected: ${ALL_SERVICES[*]})" ;;
+        *)
+            svc=$(service_of "$arg")
+            [[ -n "$svc" ]] || { die "unknown service '$arg' (expected: ${ALL_SERVICES[*]})"; }
+            SELECTED+=("$svc")
+            ;;
     esac
 done
 ((${#SELECTED[@]})) || SELECTED=("${ALL_SERVICES[@]}")
-selected() { [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
 
 [[ -f "$ENV_FILE" ]] || die "$ENV_FILE not found: run scripts/services/up.sh first"
 # shellcheck disable=SC1090

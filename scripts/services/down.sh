@@ -21,11 +21,11 @@ for arg in "$@"; do
     case "$arg" in
         -h | --help) print_header_usage "${BASH_SOURCE[0]}"; exit 0 ;;
         --purge) PURGE=1 ;;
-        postgres | pg) SELECTED+=(postgres) ;;
-        redis) SELECTED+=(redis) ;;
-        s3 | seaweedfs) SELECTED+=(s3) ;;
-        smtp) SELECTED+=(smtp) ;;
-        *) die "unknown argument '$arg' (expected --purge and/or: ${ALL_SERVICES[*]})" ;;
+        *)
+            svc=$(service_of "$arg")
+            [[ -n "$svc" ]] || { die "unknown argument '$arg' (expected --purge and/or: ${ALL_SERVICES[*]})"; }
+            SELECTED+=("$svc")
+            ;;
     esac
 done
 ALL=0
@@ -33,7 +33,6 @@ if ((${#SELECTED[@]} == 0)); then
     SELECTED=("${ALL_SERVICES[@]}")
     ALL=1
 fi
-selected() { [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
 
 if [[ ! -d "$STATE_DIR" ]]; then
     info "nothing to do: $STATE_DIR does not exist"

@@ -308,3 +308,17 @@ print_summary() {
     printf '%-17s %s\n' "mail dir" "$SMTP_MAILDIR"
     printf '%-17s %s\n' "env file" "$ENV_FILE"
 }
+
+# ---------------------------------------------------------------- arguments
+# service_of ARG: the service an argument names (aliases accepted), or nothing.
+service_of() {
+    case "$1" in
+        postgres | pg) echo postgres ;;
+        redis) echo redis ;;
+        s3 | seaweedfs) echo s3 ;;
+        smtp) echo smtp ;;
+    esac
+}
+
+# selected NAME: whether NAME is among the services this invocation acts on.
+selected() { [[ " ${SELECTED[*]} " == *" $1 "* ]]; }

@@ -25,15 +25,14 @@ SELECTED=()
 for arg in "$@"; do
     case "$arg" in
         -h | --help) usage; exit 0 ;;
-        postgres | pg) SELECTED+=(postgres) ;;
-        redis) SELECTED+=(redis) ;;
-        s3 | seaweedfs) SELECTED+=(s3) ;;
-        smtp) SELECTED+=(smtp) ;;
-        *) usage >&2; die "unknown service '$arg' (expected: ${ALL_SERVICES[*]})" ;;
+        *)
+            svc=$(service_of "$arg")
+            [[ -n "$svc" ]] || { usage >&2; die "unknown service '$arg' (expected: ${ALL_SERVICES[*]})"; }
+            SELECTED+=("$svc")
+            ;;
     esac
 done
 ((${#SELECTED[@]})) || SELECTED=("${ALL_SERVICES[@]}")
-selected() { [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
 
 T0=$SECONDS
 # Files must stay readable by the postgres user even under a strict caller umask.

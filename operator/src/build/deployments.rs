@@ -70,13 +70,7 @@ impl Workload {
             let queues: Vec<String> = pool
                 .queues
                 .iter()
-                .map(|q| {
-                    format!(
-                        "{}:{}",
-                        serde_json::to_value(q.name).unwrap().as_str().unwrap(),
-                        q.weight
-                    )
-                })
+                .map(|q| format!("{}:{}", q.name.as_str(), q.weight))
                 .collect();
             let var = |name: &str, value: String| EnvVar {
                 name: name.into(),

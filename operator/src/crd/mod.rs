@@ -192,5 +192,13 @@ mod tests {
         assert!(pools[0].scheduler, "the default pool runs the scheduler");
         assert_eq!(pools[0].queues.len(), Queue::ALL.len());
         assert_eq!(spec.limits.max_post_length, 500);
+        for q in Queue::ALL {
+            let wire = serde_json::to_value(q).unwrap();
+            assert_eq!(
+                wire.as_str(),
+                Some(q.as_str()),
+                "as_str matches the manifest's name"
+            );
+        }
     }
 }

@@ -196,6 +196,18 @@ impl Queue {
         Queue::Scheduler,
     ];
 
+    /// The queue's name, as in the manifest and in FEDI_WORKER_QUEUES.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queue::Default => "default",
+            Queue::Push => "push",
+            Queue::Ingress => "ingress",
+            Queue::Mailers => "mailers",
+            Queue::Pull => "pull",
+            Queue::Scheduler => "scheduler",
+        }
+    }
+
     /// Mastodon's default Sidekiq weights: local work first, then federation, then the rest.
     pub fn default_weight(self) -> i32 {
         match self {
