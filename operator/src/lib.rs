@@ -13,6 +13,8 @@ pub mod health;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod object_storage;
+pub mod redis_cluster;
 pub mod status;
 pub mod telemetry;
 

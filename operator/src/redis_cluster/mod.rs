@@ -1,0 +1,1 @@
+//! Bootstraps, scales and checks a Redis Cluster through the `redis` crate.
