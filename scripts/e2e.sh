@@ -38,6 +38,10 @@ else
     say "helm or kubectl not on PATH: chart checks skipped (they run on the local control plane)"
 fi
 
+# Gateway API and CloudNativePG CRDs, which some tests install (from their Go modules).
+FEDI_E2E_CRDS_DIR="$(tests/e2e/cluster/third-party-crds.sh)"
+export FEDI_E2E_CRDS_DIR
+
 # Tests that run the operator as a process use this binary.
 cargo build --locked --quiet --bin fedi-operator
 export FEDI_OPERATOR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/fedi-operator"

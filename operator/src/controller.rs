@@ -11,16 +11,18 @@ use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, Se
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ApiResource, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DynamicObject, ListParams, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use crate::apply::{self, FIELD_MANAGER, Outcome};
 use crate::build::{self, Defaults};
+use crate::capabilities::Capabilities;
 use crate::crd::{FediInstance, FediInstanceStatus};
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -36,10 +38,12 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub defaults: Defaults,
+    /// The optional APIs this run of the controller watches.
+    pub capabilities: Capabilities,
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
+    pub fn new(client: Client, metrics: Arc<Metrics>, capabilities: Capabilities) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -49,6 +53,7 @@ impl Context {
             client,
             metrics,
             defaults: Defaults::default(),
+            capabilities,
         }
     }
 
@@ -148,9 +153,10 @@ async fn pipeline(
         ApiResource::erase::<HorizontalPodAutoscaler>(&()),
         ApiResource::erase::<PodDisruptionBudget>(&()),
         ApiResource::erase::<Ingress>(&()),
-        build::http_route_resource(),
     ]
     .into_iter()
+    // Without the Gateway API there is no route to prune (and listing them would fail).
+    .chain(ctx.capabilities.http_route.then(build::http_route_resource))
     .map(|r| {
         let names = names_of(&r.kind);
         (r, names)
@@ -270,17 +276,36 @@ where
     }
 }
 
+/// How the controller runs, beyond its client.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub scope: Scope,
+    /// How often discovery is repeated to notice optional APIs (Gateway API) being
+    /// installed or removed.
+    pub rediscover_every: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            scope: Scope::All,
+            rediscover_every: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Runs the controller until `shutdown` resolves (SIGTERM, or the loss of leadership);
 /// in-flight reconciles finish first. Fails fast with an actionable message when the CRD is
-/// not installed, instead of retrying forever.
+/// not installed, instead of retrying forever. When an optional API appears or goes away,
+/// the controllers start over with watches to match (a full resync, like a restart).
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    scope: Scope,
+    settings: Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let namespaces: Vec<Option<String>> = match scope {
+    let namespaces: Vec<Option<String>> = match settings.scope {
         Scope::All => vec![None],
         Scope::Namespaces(list) => list.into_iter().map(Some).collect(),
     };
@@ -297,65 +322,154 @@ pub async fn run(
         }
     }
     let shutdown = shutdown.boxed().shared();
-    let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
-    let owned = || watcher::Config::default().labels(MANAGED_BY).any_semantic();
-    let mut stores = Vec::new();
-    let mut controllers = Vec::new();
-    for ns in &namespaces {
-        let ns = ns.as_deref();
-        let controller = Controller::new(
-            scoped::<FediInstance>(&client, ns),
-            watcher::Config::default().any_semantic(),
-        );
-        stores.push(controller.store());
-        controllers.push(
-            controller
-                .owns(scoped::<Deployment>(&client, ns), owned())
-                .owns(scoped::<Service>(&client, ns), owned())
-                .owns(scoped::<ConfigMap>(&client, ns), owned())
-                .owns(scoped::<ServiceAccount>(&client, ns), owned())
-                .owns(scoped::<HorizontalPodAutoscaler>(&client, ns), owned())
-                .owns(scoped::<PodDisruptionBudget>(&client, ns), owned())
-                .owns(scoped::<NetworkPolicy>(&client, ns), owned())
-                .owns(scoped::<Ingress>(&client, ns), owned())
-                .graceful_shutdown_on(shutdown.clone())
-                .run(reconcile, error_policy, ctx.clone())
-                .for_each(|result| async move {
-                    if let Err(e) = result {
-                        // Reconcile errors are logged by error_policy; these are watch errors.
-                        tracing::debug!(error = %e, "controller event");
-                    }
-                }),
-        );
-    }
-    // Ready once every cache holds the cluster's FediInstances.
-    let caches = stores.clone();
-    // Polled again every second: the store's readiness channel wakes only its most recent
-    // waiter, and the controller's own runner waits on it too.
-    let readiness = tokio::spawn(async move {
-        health.set_ready(false);
-        for store in &caches {
-            loop {
-                match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
-                    Ok(Ok(())) => break,
-                    Ok(Err(_)) => return,
-                    Err(_) => continue,
-                }
+    let mut capabilities = Capabilities::discover(&client).await.unwrap_or_else(|e| {
+        warn!(error = %e, "discovery failed; starting without optional APIs until it works");
+        Capabilities::default()
+    });
+    health.set_ready(false);
+    loop {
+        let changed = capabilities
+            .changed(client.clone(), settings.rediscover_every)
+            .boxed()
+            .shared();
+        let stop = {
+            let (shutdown, changed) = (shutdown.clone(), changed.clone());
+            async move {
+                futures::future::select(shutdown, changed).await;
             }
+        };
+        let watching = Watching {
+            client: &client,
+            metrics: &metrics,
+            health: &health,
+            namespaces: &namespaces,
+            capabilities,
+        };
+        watching.run(stop.boxed().shared()).await;
+        if shutdown.peek().is_some() {
+            break;
         }
-        health.set_ready(true);
-    });
-    // The number of instances this operator manages, from the controllers' own caches.
-    let gauge = tokio::spawn(async move {
-        loop {
-            metrics.set_managed_instances(stores.iter().map(|s| s.len()).sum());
-            tokio::time::sleep(Duration::from_secs(5)).await;
+        match changed.peek() {
+            Some(now) => capabilities = *now,
+            None => break,
         }
-    });
-    info!(namespaces = ?namespaces, "controller started");
-    futures::future::join_all(controllers).await;
-    gauge.abort();
-    readiness.abort();
+    }
     info!("controller stopped");
     Ok(())
+}
+
+/// One run of the controllers, with the watches that the cluster's capabilities allow.
+struct Watching<'a> {
+    client: &'a Client,
+    metrics: &'a Arc<Metrics>,
+    health: &'a Arc<Health>,
+    namespaces: &'a [Option<String>],
+    capabilities: Capabilities,
+}
+
+impl Watching<'_> {
+    async fn run(self, stop: futures::future::Shared<futures::future::BoxFuture<'static, ()>>) {
+        let client = self.client;
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            self.metrics.clone(),
+            self.capabilities,
+        ));
+        let owned = || watcher::Config::default().labels(MANAGED_BY).any_semantic();
+        let mut stores = Vec::new();
+        let mut controllers = Vec::new();
+        for ns in self.namespaces {
+            let ns = ns.as_deref();
+            let controller = Controller::new(
+                scoped::<FediInstance>(client, ns),
+                watcher::Config::default().any_semantic(),
+            );
+            let store = controller.store();
+            stores.push(store.clone());
+            let mut controller = controller
+                .owns(scoped::<Deployment>(client, ns), owned())
+                .owns(scoped::<Service>(client, ns), owned())
+                .owns(scoped::<ConfigMap>(client, ns), owned())
+                .owns(scoped::<ServiceAccount>(client, ns), owned())
+                .owns(scoped::<HorizontalPodAutoscaler>(client, ns), owned())
+                .owns(scoped::<PodDisruptionBudget>(client, ns), owned())
+                .owns(scoped::<NetworkPolicy>(client, ns), owned())
+                .owns(scoped::<Ingress>(client, ns), owned())
+                // Metadata only: a change to a referenced Secret (created, keys edited) is
+                // picked up at once, and the operator never holds Secret values it does not need.
+                .watches_stream(
+                    watcher(
+                        scoped::<PartialObjectMeta<Secret>>(client, ns),
+                        watcher::Config::default(),
+                    )
+                    .touched_objects(),
+                    move |secret| referencing(&store, &secret),
+                );
+            if self.capabilities.http_route {
+                let route = build::http_route_resource();
+                let api = match ns {
+                    Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &route),
+                    None => Api::<DynamicObject>::all_with(client.clone(), &route),
+                };
+                controller = controller.owns_with(api, route, owned());
+            }
+            controllers.push(
+                controller
+                    .graceful_shutdown_on(stop.clone())
+                    .run(reconcile, error_policy, ctx.clone())
+                    .for_each(|result| async move {
+                        if let Err(e) = result {
+                            // Reconcile errors are logged by error_policy; these are watch errors.
+                            tracing::debug!(error = %e, "controller event");
+                        }
+                    }),
+            );
+        }
+        // Ready once every cache holds the cluster's FediInstances.
+        let caches = stores.clone();
+        let health = self.health.clone();
+        // Polled again every second: the store's readiness channel wakes only its most recent
+        // waiter, and the controller's own runner waits on it too.
+        let readiness = tokio::spawn(async move {
+            for store in &caches {
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready())
+                        .await
+                    {
+                        Ok(Ok(())) => break,
+                        Ok(Err(_)) => return,
+                        Err(_) => continue,
+                    }
+                }
+            }
+            health.set_ready(true);
+        });
+        // The number of instances this operator manages, from the controllers' own caches.
+        let metrics = self.metrics.clone();
+        let gauge = tokio::spawn(async move {
+            loop {
+                metrics.set_managed_instances(stores.iter().map(|s| s.len()).sum());
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        info!(namespaces = ?self.namespaces, capabilities = ?self.capabilities, "controller started");
+        futures::future::join_all(controllers).await;
+        gauge.abort();
+        readiness.abort();
+    }
+}
+
+/// The instances in `store` that refer to `secret`.
+fn referencing(
+    store: &Store<FediInstance>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<FediInstance>> {
+    let name = secret.name_any();
+    store
+        .state()
+        .iter()
+        .filter(|f| f.namespace() == secret.namespace())
+        .filter(|f| dereference::watched_secrets(f).contains(&name))
+        .map(|f| ObjectRef::from_obj(f.as_ref()))
+        .collect()
 }

@@ -49,6 +49,17 @@ pub fn referenced_secrets(fedi: &FediInstance) -> Vec<(String, Vec<String>)> {
     refs
 }
 
+/// Secrets whose creation, change or deletion should reconcile the instance at once: the
+/// referenced ones and the generated keys.
+pub fn watched_secrets(fedi: &FediInstance) -> Vec<String> {
+    let mut names: Vec<String> = referenced_secrets(fedi)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    names.push(build::keys_secret_name(fedi));
+    names
+}
+
 /// Checks the referenced Secrets; returns whether it created the generated keys.
 pub async fn secrets(
     client: &Client,

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod capabilities;
 pub mod controller;
 pub mod crd;
 pub mod dereference;
@@ -17,6 +18,14 @@ pub mod object_storage;
 pub mod redis_cluster;
 pub mod status;
 pub mod telemetry;
+
+/// Makes ring the process's TLS provider. The Kubernetes client takes the process default,
+/// and with aws-sdk-s3 linking aws-lc-rs too there would be none: call this first in every
+/// process (the binary, test harnesses) that builds a client.
+pub fn install_tls_provider() {
+    // Err means a provider is installed already, which is all this wants.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// Every way a reconcile can fail. Each variant has a stable metric label (the `error`
 /// label of `fedi_operator_reconcile_errors_total`) and a condition reason.

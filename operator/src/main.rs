@@ -1,9 +1,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use clap::Parser;
-use fedi_operator::controller::Scope;
+use fedi_operator::controller::{Scope, Settings};
 use fedi_operator::health::Health;
 use fedi_operator::leader::Leadership;
 use fedi_operator::{controller, metrics::Metrics, telemetry};
@@ -35,11 +36,16 @@ struct Args {
     /// This replica's identity in the election (the pod name in a cluster).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Seconds between discoveries of optional APIs (Gateway API): installing one is noticed
+    /// within this time, without a restart.
+    #[arg(long, env = "FEDI_OPERATOR_DISCOVERY_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    discovery_interval: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    fedi_operator::install_tls_provider();
     telemetry::init(args.log_json);
     let client = kube::Client::try_default().await.map_err(|e| {
         anyhow::anyhow!("no Kubernetes configuration found ({e}); set KUBECONFIG or run in a pod")
@@ -94,13 +100,16 @@ async fn main() -> anyhow::Result<()> {
         .filter(|n| !n.is_empty())
         .map(String::from)
         .collect();
-    let scope = if namespaces.is_empty() {
-        Scope::All
-    } else {
-        Scope::Namespaces(namespaces)
+    let settings = Settings {
+        scope: if namespaces.is_empty() {
+            Scope::All
+        } else {
+            Scope::Namespaces(namespaces)
+        },
+        rediscover_every: Duration::from_secs(args.discovery_interval),
     };
     if !args.leader_election {
-        return controller::run(client, metrics, health, scope, signal).await;
+        return controller::run(client, metrics, health, settings, signal).await;
     }
     let identity = args.identity.unwrap_or_else(|| {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "fedi-operator".into());
@@ -125,5 +134,5 @@ async fn main() -> anyhow::Result<()> {
             _ = signal => {}
         }
     };
-    controller::run(client, metrics, health, scope, stop).await
+    controller::run(client, metrics, health, settings, stop).await
 }

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, CustomResourceExt, Resource};
+use serde::Deserialize;
 use serde_json::json;
 
 pub use fedi_operator::crd::{FediInstance, FediInstanceSpec};
@@ -22,6 +23,7 @@ pub fn repo_root() -> std::path::PathBuf {
 /// A client for the cluster under test. Refuses to guess: without KUBECONFIG the e2e suite
 /// would otherwise run against whatever `~/.kube/config` points at.
 pub async fn client() -> Client {
+    fedi_operator::install_tls_provider();
     if std::env::var_os("KUBECONFIG").is_none() {
         panic!(
             "KUBECONFIG is not set: run the e2e suite with `make e2e` (starts the local control \
@@ -63,6 +65,127 @@ pub async fn install_crd(client: &Client) {
     )
     .await
     .unwrap();
+}
+
+/// Third-party CRDs (`gateway-api`, `cloudnative-pg`) installed for a test. Only the ones
+/// this guard created are deleted when it drops: a cluster that had them keeps them.
+pub struct ThirdPartyCrds {
+    pub installed: Vec<String>,
+    pub already_there: bool,
+}
+
+impl ThirdPartyCrds {
+    /// Whether every CRD of `project` is served already (then nothing is installed).
+    pub async fn present(client: &Client, project: &str) -> bool {
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in third_party_crds(project) {
+            let name = crd.metadata.name.unwrap();
+            if api.get_opt(&name).await.unwrap().is_none() {
+                return false;
+            }
+        }
+        true
+    }
+
+    pub async fn install(client: &Client, project: &str) -> Self {
+        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let mut installed = Vec::new();
+        let mut already_there = true;
+        for crd in third_party_crds(project) {
+            let name = crd.metadata.name.clone().unwrap();
+            if api.get_opt(&name).await.unwrap().is_some() {
+                continue;
+            }
+            already_there = false;
+            api.create(&PostParams::default(), &crd)
+                .await
+                .unwrap_or_else(|e| panic!("create CRD {name}: {e}"));
+            installed.push(name.clone());
+            await_until(Duration::from_secs(30), "the CRD to be Established", || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    crd.status?
+                        .conditions?
+                        .into_iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                        .then_some(())
+                }
+            })
+            .await
+            .unwrap();
+        }
+        Self {
+            installed,
+            already_there,
+        }
+    }
+}
+
+impl Drop for ThirdPartyCrds {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut self.installed);
+        if names.is_empty() {
+            return;
+        }
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok(client) = Client::try_default().await {
+                    let api: Api<CustomResourceDefinition> = Api::all(client);
+                    for name in &names {
+                        let _ = api.delete(name, &DeleteParams::default()).await;
+                    }
+                    // Gone before the next test binary starts, so that its operator does not
+                    // discover an API that is on its way out.
+                    for name in &names {
+                        let _ = await_until(Duration::from_secs(60), "the CRD to go", || async {
+                            matches!(api.get_opt(name).await, Ok(None)).then_some(())
+                        })
+                        .await;
+                    }
+                }
+            });
+        })
+        .join()
+        .ok();
+    }
+}
+
+/// The CRDs of `project` from the directory `tests/e2e/cluster/third-party-crds.sh` fills.
+fn third_party_crds(project: &str) -> Vec<CustomResourceDefinition> {
+    let root = std::env::var("FEDI_E2E_CRDS_DIR").unwrap_or_else(|_| {
+        panic!(
+            "FEDI_E2E_CRDS_DIR is not set: run the e2e suite with `make e2e`, or set it to the \
+             output of tests/e2e/cluster/third-party-crds.sh"
+        )
+    });
+    let dir = std::path::Path::new(&root).join(project);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(doc).unwrap();
+            if value.is_null() {
+                continue;
+            }
+            out.push(
+                serde_yaml::from_value(value).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+            );
+        }
+    }
+    assert!(!out.is_empty(), "no CRDs in {}", dir.display());
+    out
 }
 
 /// A namespace for one test, deleted when dropped.
@@ -130,6 +253,47 @@ pub fn instance(name: &str, spec: serde_json::Value) -> FediInstance {
         "spec": spec,
     }))
     .expect("a FediInstance")
+}
+
+/// A sample of `config/samples/`, as users apply it.
+pub fn sample(name: &str) -> FediInstance {
+    let yaml =
+        std::fs::read_to_string(repo_root().join(format!("config/samples/{name}.yaml"))).unwrap();
+    serde_yaml::from_str(&yaml).unwrap()
+}
+
+/// Ready, for the spec of `generation`.
+pub fn ready_at(generation: i64) -> impl Fn(&FediInstance) -> bool {
+    move |f| {
+        f.status.as_ref().and_then(|s| s.observed_generation) == Some(generation)
+            && f.condition(fedi_operator::status::READY)
+                .is_some_and(|c| c.status == "True")
+    }
+}
+
+/// Degraded, for `reason`.
+pub fn degraded(reason: &'static str) -> impl Fn(&FediInstance) -> bool {
+    move |f| {
+        f.condition("Degraded")
+            .is_some_and(|c| c.status == "True" && c.reason == reason)
+    }
+}
+
+/// A new namespace holding the minimal sample, changed by `edit`, with the in-process
+/// operator running.
+pub async fn create_instance(
+    client: &Client,
+    prefix: &str,
+    edit: impl FnOnce(&mut FediInstance),
+) -> (TestNamespace, Api<FediInstance>) {
+    install_crd(client).await;
+    Operator::shared();
+    let ns = TestNamespace::new(client, prefix).await;
+    let api = ns.api::<FediInstance>();
+    let mut fedi = sample("minimal");
+    edit(&mut fedi);
+    api.create(&PostParams::default(), &fedi).await.unwrap();
+    (ns, api)
 }
 
 /// Polls `check` until it yields a value, or fails after `timeout` naming `what`.
@@ -204,6 +368,7 @@ impl Operator {
                     .build()
                     .unwrap();
                 rt.block_on(async move {
+                    fedi_operator::install_tls_provider();
                     let config = kube::Config::infer().await.expect("KUBECONFIG");
                     let record = tower::util::MapRequestLayer::new(
                         move |req: http::Request<kube::client::Body>| {
@@ -222,7 +387,11 @@ impl Operator {
                         client,
                         m,
                         std::sync::Arc::new(fedi_operator::health::Health::default()),
-                        fedi_operator::controller::Scope::All,
+                        fedi_operator::controller::Settings {
+                            scope: fedi_operator::controller::Scope::All,
+                            // Tests install the Gateway API CRDs and expect it noticed quickly.
+                            rediscover_every: Duration::from_secs(2),
+                        },
                         std::future::pending::<()>(),
                     )
                     .await

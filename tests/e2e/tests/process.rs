@@ -87,8 +87,7 @@ impl Drop for Replica {
 }
 
 fn minimal_named(name: &str) -> FediInstance {
-    let yaml = std::fs::read_to_string(repo_root().join("config/samples/minimal.yaml")).unwrap();
-    let mut fedi: FediInstance = serde_yaml::from_str(&yaml).unwrap();
+    let mut fedi = sample("minimal");
     fedi.metadata.name = Some(name.into());
     fedi
 }
