@@ -1,15 +1,10 @@
 //! `fedi-server`: one binary, one role per process (or all of them in one, for development).
 
-mod api;
-mod migrate;
-mod shutdown;
-mod state;
-mod telemetry;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fedi_config::ServerConfig;
+use fedi_server::{api, migrate, telemetry};
 use tracing::{error, warn};
 
 /// A Mastodon-compatible fediverse server.

@@ -1,49 +1,31 @@
-//! Connections shared by every request: the PostgreSQL pools and Redis.
+//! Connections shared by every request: the PostgreSQL pools (see `db`) and Redis.
 //!
 //! Both connect lazily, so a pod starts and reports "not ready" while a dependency is down,
 //! instead of crash-looping; readiness probes then tell Kubernetes when to send traffic.
 
-use std::time::Duration;
-
-use fedi_config::{DatabaseConfig, RedisMode, ServerConfig};
+use fedi_config::{RedisMode, ServerConfig};
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::OnceCell;
+
+use crate::db::Database;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: PgPool,
+    /// `db.primary()` for writes, `db.reader()` for reads that tolerate replica lag.
+    pub db: Database,
     pub redis: std::sync::Arc<Redis>,
 }
 
 impl AppState {
+    /// Inside a Tokio runtime: the database's replica health task starts here.
     pub fn new(config: &ServerConfig) -> anyhow::Result<Self> {
-        let db = PgPoolOptions::new()
-            .max_connections(config.database.max_connections)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy_with(primary_options(&config.database)?);
         Ok(Self {
-            db,
+            db: Database::connect_lazy(&config.database)?,
             redis: std::sync::Arc::new(Redis::new(config)?),
         })
     }
-}
-
-/// Connection options of the primary. A separately given password (external databases keep
-/// it in the user's own Secret) wins over one in the URL.
-pub fn primary_options(db: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> {
-    let options: PgConnectOptions = db
-        .url
-        .expose()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("FEDI_DATABASE_URL is not a PostgreSQL URL: {e}"))?;
-    Ok(match &db.password {
-        Some(p) => options.password(p.expose()),
-        None => options,
-    })
 }
 
 /// Redis in either deployment mode; callers do not care which.

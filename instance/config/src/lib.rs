@@ -12,6 +12,7 @@ pub mod vars;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 pub use secret::Secret;
 pub use values::{LogFormat, RedisMode, Registrations, SmtpTls};
@@ -39,7 +40,10 @@ pub struct DatabaseConfig {
     pub replica_url: Option<Secret>,
     /// Overrides the password of both URLs when set.
     pub password: Option<Secret>,
+    /// Per pool: the replica's pool has the same size.
     pub max_connections: u32,
+    /// Reads leave a replica that lags further behind than this (whole seconds).
+    pub replica_max_lag: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +99,7 @@ pub enum ConfigError {
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
 const DEFAULT_DB_MAX_CONNECTIONS: u32 = 10;
+const DEFAULT_DB_REPLICA_MAX_LAG: Duration = Duration::from_secs(10);
 
 impl ServerConfig {
     /// Reads the configuration from the process environment.
@@ -158,6 +163,10 @@ impl ServerConfig {
                 max_connections: r
                     .parsed(vars::DATABASE_MAX_CONNECTIONS, values::parse_num)?
                     .unwrap_or(DEFAULT_DB_MAX_CONNECTIONS),
+                replica_max_lag: r
+                    .parsed(vars::DATABASE_REPLICA_MAX_LAG, values::parse_num)?
+                    .map(Duration::from_secs)
+                    .unwrap_or(DEFAULT_DB_REPLICA_MAX_LAG),
             },
             redis: RedisConfig {
                 mode: r.parsed(vars::REDIS_MODE, str::parse)?.unwrap_or_default(),
@@ -186,6 +195,10 @@ impl ServerConfig {
         plain(
             vars::DATABASE_MAX_CONNECTIONS,
             self.database.max_connections.to_string(),
+        );
+        plain(
+            vars::DATABASE_REPLICA_MAX_LAG,
+            self.database.replica_max_lag.as_secs().to_string(),
         );
         plain(vars::REDIS_MODE, self.redis.mode.to_string());
         if let Some(s) = &self.storage {
@@ -297,6 +310,7 @@ mod tests {
                 replica_url: Some(Secret::new("postgres://u:p@db-ro:5432/fedi")),
                 password: Some(Secret::new("db-pass-q7")),
                 max_connections: 25,
+                replica_max_lag: Duration::from_secs(30),
             },
             redis: RedisConfig {
                 mode: RedisMode::Cluster,
@@ -377,6 +391,7 @@ mod tests {
         assert_eq!(c.registrations, Registrations::Open);
         assert_eq!(c.redis.mode, RedisMode::Standalone);
         assert_eq!(c.database.max_connections, DEFAULT_DB_MAX_CONNECTIONS);
+        assert_eq!(c.database.replica_max_lag, Duration::from_secs(10));
         assert!(c.storage.is_none() && c.smtp.is_none() && c.database.replica_url.is_none());
         assert!(c.database.password.is_none());
     }
@@ -399,6 +414,7 @@ mod tests {
             (vars::REGISTRATIONS, "sometimes", "open, approval or closed"),
             (vars::LISTEN, "localhost", "invalid socket address"),
             (vars::DATABASE_MAX_CONNECTIONS, "-1", "invalid digit"),
+            (vars::DATABASE_REPLICA_MAX_LAG, "1.5", "invalid digit"),
             (vars::S3_PATH_STYLE, "maybe", "true/false"),
             (vars::DOMAIN, "https://example.org/", "bare host name"),
             (vars::DOMAIN, "Example.ORG.", "lower case"),

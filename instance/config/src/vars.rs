@@ -10,6 +10,8 @@ pub const DATABASE_REPLICA_URL: &str = "FEDI_DATABASE_REPLICA_URL";
 /// password lives in the user's own Secret).
 pub const DATABASE_PASSWORD: &str = "FEDI_DATABASE_PASSWORD";
 pub const DATABASE_MAX_CONNECTIONS: &str = "FEDI_DATABASE_MAX_CONNECTIONS";
+/// Whole seconds the replica may lag behind the primary before reads go to the primary.
+pub const DATABASE_REPLICA_MAX_LAG: &str = "FEDI_DATABASE_REPLICA_MAX_LAG_SECONDS";
 pub const REDIS_MODE: &str = "FEDI_REDIS_MODE";
 /// One URL, or a comma-separated list of seed nodes in cluster mode.
 pub const REDIS_URL: &str = "FEDI_REDIS_URL";

@@ -23,8 +23,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    // The primary only: reads fall back to it when the replica is gone, so a lost replica
+    // must not take every pod out of the Service.
     let database = async {
-        tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(&state.db))
+        let primary = state.db.primary();
+        tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(primary))
             .await
             .map_err(|_| "timed out".to_string())?
             .map(drop)
