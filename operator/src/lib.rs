@@ -20,8 +20,9 @@ pub mod status;
 pub mod telemetry;
 
 /// Makes ring the process's TLS provider. The Kubernetes client takes the process default,
-/// and with aws-sdk-s3 linking aws-lc-rs too there would be none: call this first in every
-/// process (the binary, test harnesses) that builds a client.
+/// and rustls has none as soon as a second crypto library is linked (aws-sdk-s3's default
+/// HTTPS client brings aws-lc-rs): being explicit keeps a dependency change from breaking
+/// every client at start. Call it first in every process that builds a client.
 pub fn install_tls_provider() {
     // Err means a provider is installed already, which is all this wants.
     let _ = rustls::crypto::ring::default_provider().install_default();
