@@ -3,9 +3,26 @@
 #   - E2E_KUBECONFIG=path: that cluster (kind, k3d, a cloud); nothing is started or stopped;
 #   - otherwise the local control plane of tests/e2e/cluster, started if needed and stopped
 #     afterwards if this script started it (KEEP_CLUSTER=1 leaves it running).
+# The test services (scripts/services) are started likewise: instances use them as their
+# external PostgreSQL, Redis and S3 (reachable from the operator, which runs on this host).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
+
+# Stops, on exit, what this script started (KEEP_CLUSTER=1 leaves the control plane up).
+stop_started=()
+cleanup() {
+    for cmd in "${stop_started[@]}"; do $cmd >/dev/null || true; done
+}
+trap cleanup EXIT
+
+# The e2e instances use the local PostgreSQL, Redis and S3 as their external services.
+if ! any_alive "$SERVICES_PIDS"; then
+    stop_started+=(scripts/services/down.sh)
+fi
+scripts/services/up.sh >/dev/null
+# shellcheck source=/dev/null
+set -a; source "$SERVICES_ENV"; set +a
 
 if [[ -n "${E2E_KUBECONFIG:-}" ]]; then
     [[ -r "$E2E_KUBECONFIG" ]] || die "E2E_KUBECONFIG=$E2E_KUBECONFIG is not a readable file"
@@ -19,7 +36,7 @@ E2E_KUBECONFIG=/path/to/kubeconfig"
     if ! any_alive "$CLUSTER_PIDS"; then
         started_cluster=1
         if [[ "${KEEP_CLUSTER:-0}" != 1 ]]; then
-            trap 'tests/e2e/cluster/down.sh' EXIT
+            stop_started+=(tests/e2e/cluster/down.sh)
         fi
     fi
     tests/e2e/cluster/up.sh

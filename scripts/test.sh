@@ -55,10 +55,6 @@ phase "services up" scripts/services/up.sh
 # shellcheck source=/dev/null
 set -a; source "$SERVICES_ENV"; set +a
 phase "unit + integration tests" with_results cargo test --locked --workspace --exclude fedi-e2e
-if [[ "$started_services" == 1 ]]; then
-    phase "services down" scripts/services/down.sh
-    started_services=0
-fi
 
 if [[ -n "${cluster_build_pid:-}" ]]; then
     wait_build() {
@@ -70,4 +66,9 @@ if [[ -n "${cluster_build_pid:-}" ]]; then
     phase "control-plane build (rest)" wait_build
     cluster_build_pid=
 fi
+# The e2e instances use the same services as their external PostgreSQL, Redis and S3.
 phase "e2e" with_results scripts/e2e.sh
+if [[ "$started_services" == 1 ]]; then
+    phase "services down" scripts/services/down.sh
+    started_services=0
+fi

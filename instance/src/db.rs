@@ -97,6 +97,14 @@ pub fn primary_options(db: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> 
     parse_options(db.url.expose(), vars::DATABASE_URL, db)
 }
 
+/// Connection options for migrations: the primary without a pooler in between.
+pub fn migration_options(db: &DatabaseConfig) -> anyhow::Result<PgConnectOptions> {
+    match &db.migration_url {
+        Some(url) => parse_options(url.expose(), vars::DATABASE_MIGRATION_URL, db),
+        None => primary_options(db),
+    }
+}
+
 /// Connection options of the standby, if there is one; the separate password applies too,
 /// since a standby shares the primary's roles.
 pub fn replica_options(db: &DatabaseConfig) -> anyhow::Result<Option<PgConnectOptions>> {
@@ -366,6 +374,7 @@ mod tests {
         let config = DatabaseConfig {
             url: Secret::new("postgres://app@db-rw/fedi"),
             replica_url: Some(Secret::new("postgres://app@db-ro:5433/fedi")),
+            migration_url: None,
             password: Some(Secret::new("n3w")),
             max_connections: 5,
             replica_max_lag: 10 * S,
@@ -377,8 +386,18 @@ mod tests {
             assert_eq!(options.get_port(), port);
             assert_eq!(options.get_username(), "app");
         }
+        // Migrations skip the pooler when there is one, and use the primary otherwise.
+        assert_eq!(migration_options(&config).unwrap().get_host(), "db-rw");
+        let pooled = DatabaseConfig {
+            url: Secret::new("postgres://app@db-pooler/fedi"),
+            migration_url: Some(Secret::new("postgres://app@db-rw/fedi")),
+            ..config.clone()
+        };
+        assert_eq!(migration_options(&pooled).unwrap().get_host(), "db-rw");
+        assert_eq!(primary_options(&pooled).unwrap().get_host(), "db-pooler");
         let without = DatabaseConfig {
             replica_url: None,
+            migration_url: None,
             ..config
         };
         assert!(replica_options(&without).unwrap().is_none());
@@ -389,6 +408,7 @@ mod tests {
         let config = DatabaseConfig {
             url: Secret::new("postgres://app:pw@db-rw/fedi"),
             replica_url: Some(Secret::new("postgres://app:s3cret@[db-ro/fedi")),
+            migration_url: None,
             password: None,
             max_connections: 5,
             replica_max_lag: 10 * S,

@@ -9,7 +9,7 @@ use tracing::info;
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
 pub async fn run(config: &ServerConfig) -> anyhow::Result<()> {
-    let mut conn = crate::db::primary_options(&config.database)?
+    let mut conn = crate::db::migration_options(&config.database)?
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the primary database: {e}"))?;

@@ -4,6 +4,7 @@
 //! instead of crash-looping; readiness probes then tell Kubernetes when to send traffic.
 
 use fedi_config::{RedisMode, ServerConfig};
+use redis::IntoConnectionInfo;
 use redis::aio::ConnectionManager;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -44,20 +45,34 @@ pub enum Redis {
 
 impl Redis {
     fn new(config: &ServerConfig) -> anyhow::Result<Self> {
-        let urls: Vec<&str> = config.redis.urls.iter().map(|u| u.expose()).collect();
         let invalid = |e: redis::RedisError| {
             anyhow::anyhow!("FEDI_REDIS_URL is not a valid Redis URL: {:?}", e.kind())
         };
+        let urls = config
+            .redis
+            .urls
+            .iter()
+            .map(|u| {
+                let info = u.expose().into_connection_info().map_err(invalid)?;
+                Ok(match &config.redis.password {
+                    Some(p) => {
+                        let settings = info.redis_settings().clone().set_password(p.expose());
+                        info.set_redis_settings(settings)
+                    }
+                    None => info,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(match config.redis.mode {
             RedisMode::Standalone => {
-                let [url] = urls.as_slice() else {
-                    anyhow::bail!(
+                let [url] = <[_; 1]>::try_from(urls).map_err(|urls| {
+                    anyhow::anyhow!(
                         "FEDI_REDIS_URL must hold exactly one URL in standalone mode, found {}",
                         urls.len()
-                    );
-                };
+                    )
+                })?;
                 Self::Standalone {
-                    client: redis::Client::open(*url).map_err(invalid)?,
+                    client: redis::Client::open(url).map_err(invalid)?,
                     conn: OnceCell::new(),
                 }
             }

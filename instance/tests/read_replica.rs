@@ -17,6 +17,7 @@ fn config(primary: &str, replica: &str, max_lag: Duration) -> DatabaseConfig {
     DatabaseConfig {
         url: Secret::new(primary),
         replica_url: Some(Secret::new(replica)),
+        migration_url: None,
         password: None,
         max_connections: 4,
         replica_max_lag: max_lag,

@@ -92,3 +92,67 @@ async fn a_missing_dependency_makes_the_api_unready_without_revealing_where_it_i
         "{text}"
     );
 }
+
+/// A `redis-server` requiring a password, on its own port, stopped when dropped.
+struct ProtectedRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for ProtectedRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn protected_redis(password: &str) -> ProtectedRedis {
+    let port = free_port();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            password,
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server is installed by `make services-up`");
+    let addr = format!("127.0.0.1:{port}");
+    eventually(
+        std::time::Duration::from_secs(10),
+        "redis-server to listen",
+        || async { tokio::net::TcpStream::connect(&addr).await.ok() },
+    )
+    .await;
+    ProtectedRedis {
+        child,
+        url: format!("redis://127.0.0.1:{port}"),
+    }
+}
+
+#[tokio::test]
+async fn a_separate_redis_password_reaches_redis() {
+    let db = fresh_database().await;
+    let redis = protected_redis("k8s-generated-pw").await;
+
+    let without = start_api(&db, &redis.url).await;
+    let ready = reqwest::get(format!("{}/readyz", without.base_url))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "no password, no Redis");
+
+    let with = start_api_with(
+        &db,
+        &redis.url,
+        &[("FEDI_REDIS_PASSWORD", "k8s-generated-pw")],
+    )
+    .await;
+    let ready = reqwest::get(format!("{}/readyz", with.base_url))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+}

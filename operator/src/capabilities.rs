@@ -16,12 +16,15 @@ use crate::build;
 pub struct Capabilities {
     /// Gateway API's HTTPRoute (`gateway.networking.k8s.io/v1`).
     pub http_route: bool,
+    /// CloudNativePG's Cluster (`postgresql.cnpg.io/v1`), which a managed database needs.
+    pub cloudnative_pg: bool,
 }
 
 impl Capabilities {
     pub async fn discover(client: &Client) -> Result<Self, kube::Error> {
         Ok(Self {
             http_route: served(client, &build::http_route_resource()).await?,
+            cloudnative_pg: served(client, &build::database::cluster_resource()).await?,
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -26,7 +26,7 @@ use crate::capabilities::Capabilities;
 use crate::crd::{FediInstance, FediInstanceStatus};
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::{Error, Result, dereference, status};
+use crate::{Error, Result, dependencies, dereference, status};
 
 /// How often an instance is reconciled without any change, to catch what watches miss.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -126,67 +126,66 @@ pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Act
     }
 }
 
-/// dereference -> build -> apply -> prune -> status, top to bottom.
+/// dereference -> build -> apply (dependencies) -> observe dependencies -> apply (server,
+/// once they are ready) -> prune -> status, top to bottom.
 async fn pipeline(
     fedi: &FediInstance,
     ctx: &Context,
     namespace: &str,
 ) -> Result<FediInstanceStatus> {
-    if dereference::secrets(&ctx.client, fedi, namespace, &ctx.defaults).await? {
-        let secret = ApiResource::erase::<Secret>(&());
-        let name = build::keys_secret_name(fedi);
+    let secret = ApiResource::erase::<Secret>(&());
+    for name in dereference::secrets(&ctx.client, fedi, namespace, &ctx.defaults).await? {
         ctx.child_changed(fedi, "Created", &secret, namespace, &name)
             .await;
     }
-    let children = build::children(fedi, &ctx.defaults)?;
-    let names_of = |kind: &str| -> Vec<String> {
-        children
-            .iter()
-            .filter(|c| c.resource.kind == kind)
-            .map(|c| c.name())
-            .collect()
-    };
-    // Kinds whose set of objects varies with the spec; the others always exist.
-    let keep: Vec<(ApiResource, Vec<String>)> = [
-        ApiResource::erase::<Deployment>(&()),
-        ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
-        ApiResource::erase::<PodDisruptionBudget>(&()),
-        ApiResource::erase::<Ingress>(&()),
-    ]
-    .into_iter()
-    // Without the Gateway API there is no route to prune (and listing them would fail).
-    .chain(ctx.capabilities.http_route.then(build::http_route_resource))
-    .map(|r| {
-        let names = names_of(&r.kind);
-        (r, names)
-    })
-    .collect();
+    let mut children = build::children(fedi, &ctx.defaults)?;
+    // CloudNativePG's objects only where it is installed; DatabaseReady says what is missing.
+    if !ctx.capabilities.cloudnative_pg {
+        children.retain(|c| c.resource.group != build::database::GROUP);
+    }
+    let keep = prunable(ctx.capabilities, &children);
 
+    // The server's Deployments wait for the dependencies; everything else goes first.
+    let (workloads, others): (Vec<_>, Vec<_>) = children
+        .into_iter()
+        .partition(|c| c.resource.kind == "Deployment");
+    for child in others {
+        apply_child(fedi, ctx, namespace, child).await?;
+    }
+    let report = dependencies::observe(&ctx.client, fedi, namespace, ctx.capabilities).await;
+    for action in &report.actions {
+        ctx.event(
+            fedi,
+            EventType::Normal,
+            &action.reason,
+            action.note.clone(),
+            None,
+        )
+        .await;
+    }
+    let deployments_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let mut deployments = Vec::new();
-    for child in children {
-        let applied = apply::apply(&ctx.client, namespace, child).await?;
-        if applied.outcome != Outcome::Unchanged {
-            let verb = if applied.outcome == Outcome::Created {
-                "Created"
-            } else {
-                "Updated"
-            };
-            let resource = &applied.child.resource;
-            ctx.child_changed(fedi, verb, resource, namespace, &applied.child.name())
-                .await;
-        }
-        if applied.child.resource.kind == "Deployment" {
-            let component = applied
-                .live
-                .labels()
-                .get("app.kubernetes.io/component")
-                .cloned()
-                .unwrap_or_default();
-            let d: Deployment = serde_json::from_value(
-                serde_json::to_value(&applied.live).map_err(Error::Serialize)?,
+    for child in workloads {
+        let component = child
+            .object
+            .labels()
+            .get("app.kubernetes.io/component")
+            .cloned()
+            .unwrap_or_default();
+        let live = if report.all_ready() {
+            let applied = apply_child(fedi, ctx, namespace, child).await?;
+            Some(
+                serde_json::from_value(serde_json::to_value(&applied).map_err(Error::Serialize)?)
+                    .map_err(Error::Serialize)?,
             )
-            .map_err(Error::Serialize)?;
+        } else {
+            // Held back, not removed: what runs keeps running while a dependency is down.
+            deployments_api
+                .get_opt(&child.name())
+                .await
+                .map_err(Error::Kube)?
+        };
+        if let Some(d) = live {
             deployments.push((component, d));
         }
     }
@@ -214,7 +213,75 @@ async fn pipeline(
         .version
         .clone()
         .unwrap_or_else(|| ctx.defaults.version.clone());
-    Ok(status::desired(fedi, &observed, &version, Timestamp::now()))
+    Ok(status::desired(
+        fedi,
+        &observed,
+        &version,
+        &report,
+        Timestamp::now(),
+    ))
+}
+
+/// Applies one child and reports a change; returns the object as it now is.
+async fn apply_child(
+    fedi: &FediInstance,
+    ctx: &Context,
+    namespace: &str,
+    child: build::Child,
+) -> Result<DynamicObject> {
+    let applied = apply::apply(&ctx.client, namespace, child).await?;
+    if applied.outcome != Outcome::Unchanged {
+        let verb = if applied.outcome == Outcome::Created {
+            "Created"
+        } else {
+            "Updated"
+        };
+        let resource = &applied.child.resource;
+        ctx.child_changed(fedi, verb, resource, namespace, &applied.child.name())
+            .await;
+    }
+    Ok(applied.live)
+}
+
+/// The kinds whose set of objects varies with the spec, each with the names wanted now:
+/// the others of the instance are deleted. Never CloudNativePG's Cluster, which is the data
+/// (it goes with the instance under `deletionPolicy: Delete`, by its owner reference).
+fn prunable(
+    capabilities: Capabilities,
+    children: &[build::Child],
+) -> Vec<(ApiResource, Vec<String>)> {
+    let names_of = |kind: &str| -> Vec<String> {
+        children
+            .iter()
+            .filter(|c| c.resource.kind == kind)
+            .map(|c| c.name())
+            .collect()
+    };
+    let mut kinds = vec![
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+        ApiResource::erase::<PodDisruptionBudget>(&()),
+        ApiResource::erase::<NetworkPolicy>(&()),
+        ApiResource::erase::<Ingress>(&()),
+    ];
+    // Without their CRDs there is nothing to prune (and listing them would fail).
+    if capabilities.http_route {
+        kinds.push(build::http_route_resource());
+    }
+    if capabilities.cloudnative_pg {
+        kinds.push(build::database::pooler_resource());
+        kinds.push(build::database::scheduled_backup_resource());
+    }
+    kinds
+        .into_iter()
+        .map(|r| {
+            let names = names_of(&r.kind);
+            (r, names)
+        })
+        .collect()
 }
 
 /// Posts `status` through the status subresource, unless it is what is stored already.
@@ -388,6 +455,7 @@ impl Watching<'_> {
             stores.push(store.clone());
             let mut controller = controller
                 .owns(scoped::<Deployment>(client, ns), owned())
+                .owns(scoped::<StatefulSet>(client, ns), owned())
                 .owns(scoped::<Service>(client, ns), owned())
                 .owns(scoped::<ConfigMap>(client, ns), owned())
                 .owns(scoped::<ServiceAccount>(client, ns), owned())
@@ -405,6 +473,21 @@ impl Watching<'_> {
                     .touched_objects(),
                     move |secret| referencing(&store, &secret),
                 );
+            if self.capabilities.cloudnative_pg {
+                // By label, not owner: a retained Cluster has no owner reference. Its status
+                // is what DatabaseReady reports.
+                let cluster = build::database::cluster_resource();
+                let api = match ns {
+                    Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &cluster),
+                    None => Api::<DynamicObject>::all_with(client.clone(), &cluster),
+                };
+                controller = controller.watches_with(api, cluster, owned(), |c| {
+                    let instance = c.labels().get("app.kubernetes.io/instance").cloned();
+                    instance.map(|name| {
+                        ObjectRef::new(&name).within(&c.namespace().unwrap_or_default())
+                    })
+                });
+            }
             if self.capabilities.http_route {
                 let route = build::http_route_resource();
                 let api = match ns {

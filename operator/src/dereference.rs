@@ -3,6 +3,8 @@
 //! as pods stuck in CreateContainerConfigError), and the Secret of generated keys is created
 //! the first time. Values are never logged or reported; only key names are compared.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
@@ -39,6 +41,25 @@ pub fn referenced_secrets(fedi: &FediInstance) -> Vec<(String, Vec<String>)> {
             build::S3_SECRET_ACCESS_KEY_KEY,
         );
     }
+    if let Some(creds) = spec
+        .search
+        .as_ref()
+        .and_then(|s| s.external.as_ref())
+        .and_then(|e| e.credentials_secret_ref.as_ref())
+    {
+        need(&creds.name, "username");
+        need(&creds.name, "password");
+    }
+    if let Some(backup) = spec
+        .database
+        .managed
+        .as_ref()
+        .and_then(|m| m.backup.as_ref())
+    {
+        let name = &backup.credentials_secret_ref.name;
+        need(name, build::S3_ACCESS_KEY_ID_KEY);
+        need(name, build::S3_SECRET_ACCESS_KEY_KEY);
+    }
     if let Some(pw) = spec
         .smtp
         .as_ref()
@@ -50,23 +71,25 @@ pub fn referenced_secrets(fedi: &FediInstance) -> Vec<(String, Vec<String>)> {
 }
 
 /// Secrets whose creation, change or deletion should reconcile the instance at once: the
-/// referenced ones and the generated keys.
+/// referenced ones, the generated ones and CloudNativePG's application Secret.
 pub fn watched_secrets(fedi: &FediInstance) -> Vec<String> {
     let mut names: Vec<String> = referenced_secrets(fedi)
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    names.push(build::keys_secret_name(fedi));
+    names.extend(generated_secrets(fedi).into_iter().map(|(n, _)| n));
+    names.extend(crate::dependencies::database_secrets(fedi));
     names
 }
 
-/// Checks the referenced Secrets; returns whether it created the generated keys.
+/// Checks the referenced Secrets and creates the generated ones that are missing (the
+/// instance's keys, the managed services' credentials); returns the names it created.
 pub async fn secrets(
     client: &Client,
     fedi: &FediInstance,
     namespace: &str,
     defaults: &Defaults,
-) -> Result<bool> {
+) -> Result<Vec<String>> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     for (name, wanted) in referenced_secrets(fedi) {
         let secret = api
@@ -89,31 +112,54 @@ pub async fn secrets(
             });
         }
     }
-    if fedi.spec.existing_secret.is_some() {
-        return Ok(false);
-    }
-    let name = build::keys_secret_name(fedi);
-    if api
-        .get_metadata_opt(&name)
-        .await
-        .map_err(Error::Kube)?
-        .is_some()
-    {
-        return Ok(false);
-    }
-    let secret = build::generated_keys_secret(fedi, defaults, keys::generate()?)?;
-    match api.create(&PostParams::default(), &secret).await {
-        Ok(_) => {
-            info!(
-                namespace,
-                name,
-                instance = fedi.name_any(),
-                "generated the instance's keys"
-            );
-            Ok(true)
+    let mut created = Vec::new();
+    for (name, generate) in generated_secrets(fedi) {
+        if api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(Error::Kube)?
+            .is_some()
+        {
+            continue;
         }
-        // Another reconcile (or replica) created it first: theirs stands, never overwritten.
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-        Err(e) => Err(Error::Apply(format!("Secret/{name}"), e)),
+        let secret = if name == build::keys_secret_name(fedi) {
+            build::generated_keys_secret(fedi, defaults, generate()?)?
+        } else {
+            build::generated_credentials(fedi, defaults, name.clone(), generate()?)?
+        };
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => {
+                info!(
+                    namespace,
+                    name,
+                    instance = fedi.name_any(),
+                    "generated a Secret"
+                );
+                created.push(name);
+            }
+            // Another reconcile (or replica) created it first: theirs stands, never
+            // overwritten.
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(Error::Apply(format!("Secret/{name}"), e)),
+        }
     }
+    Ok(created)
+}
+
+type Generator = fn() -> std::result::Result<BTreeMap<String, String>, keys::RandomError>;
+
+/// The Secrets the operator generates for `fedi`, each with how to make its contents.
+fn generated_secrets(fedi: &FediInstance) -> Vec<(String, Generator)> {
+    let name = fedi.name_any();
+    let mut out: Vec<(String, Generator)> = Vec::new();
+    if fedi.spec.existing_secret.is_none() {
+        out.push((build::keys_secret_name(fedi), keys::generate));
+    }
+    if fedi.spec.redis.external.is_none() {
+        out.push((build::managed::redis_secret(&name), keys::redis_credentials));
+    }
+    if fedi.spec.object_storage.external.is_none() {
+        out.push((build::managed::s3_secret(&name), keys::s3_credentials));
+    }
+    out
 }

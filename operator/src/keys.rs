@@ -50,6 +50,45 @@ pub fn generate() -> Result<BTreeMap<String, String>, RandomError> {
     ]))
 }
 
+fn random_hex(len: usize) -> Result<String, RandomError> {
+    let mut bytes = vec![0u8; len];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| RandomError)?;
+    Ok(hex(&bytes))
+}
+
+/// The managed Redis's password, and the same as redis.conf directives for the nodes
+/// (`masterauth` lets replicas authenticate to their primary).
+pub fn redis_credentials() -> Result<BTreeMap<String, String>, RandomError> {
+    use crate::build::managed::{REDIS_AUTH_CONF_KEY, REDIS_PASSWORD_KEY};
+    let password = random_hex(32)?;
+    let conf = format!("requirepass {password}\nmasterauth {password}\n");
+    Ok(BTreeMap::from([
+        (REDIS_PASSWORD_KEY.to_string(), password),
+        (REDIS_AUTH_CONF_KEY.to_string(), conf),
+    ]))
+}
+
+/// The managed object store's key pair, and SeaweedFS's identities file granting it the
+/// bucket operations the server and the operator use.
+pub fn s3_credentials() -> Result<BTreeMap<String, String>, RandomError> {
+    use crate::build::managed::S3_CONFIG_KEY;
+    use crate::build::{S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY};
+    let access = random_hex(10)?;
+    let secret = random_hex(20)?;
+    let identities = serde_json::json!({"identities": [{
+        "name": "fedi",
+        "credentials": [{"accessKey": access, "secretKey": secret}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]});
+    Ok(BTreeMap::from([
+        (S3_ACCESS_KEY_ID_KEY.to_string(), access),
+        (S3_SECRET_ACCESS_KEY_KEY.to_string(), secret),
+        (S3_CONFIG_KEY.to_string(), identities.to_string()),
+    ]))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -57,6 +96,26 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_credentials_are_fresh_and_consistent() {
+        let (a, b) = (redis_credentials().unwrap(), redis_credentials().unwrap());
+        assert_ne!(a["password"], b["password"]);
+        assert_eq!(a["password"].len(), 64);
+        assert_eq!(
+            a["auth.conf"],
+            format!("requirepass {0}\nmasterauth {0}\n", a["password"])
+        );
+        let s3 = s3_credentials().unwrap();
+        let identities: serde_json::Value = serde_json::from_str(&s3["s3.json"]).unwrap();
+        let creds = &identities["identities"][0]["credentials"][0];
+        assert_eq!(creds["accessKey"], s3["accessKeyId"].as_str());
+        assert_eq!(creds["secretKey"], s3["secretAccessKey"].as_str());
+        assert_ne!(
+            s3["secretAccessKey"],
+            s3_credentials().unwrap()["secretAccessKey"]
+        );
+    }
 
     #[test]
     fn every_key_is_generated_fresh_and_the_vapid_pair_matches() {

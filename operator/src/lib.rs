@@ -9,6 +9,7 @@ pub mod build;
 pub mod capabilities;
 pub mod controller;
 pub mod crd;
+pub mod dependencies;
 pub mod dereference;
 pub mod health;
 pub mod keys;

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{ComponentStatus, FediInstance, FediInstanceStatus};
+use crate::dependencies::Report;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -22,6 +23,7 @@ pub fn desired(
     fedi: &FediInstance,
     workloads: &[Observed],
     version: &str,
+    dependencies: &Report,
     now: Timestamp,
 ) -> FediInstanceStatus {
     let generation = fedi.metadata.generation;
@@ -48,6 +50,17 @@ pub fn desired(
             false,
             "Suspended",
             "spec.suspend is true: every workload is scaled to zero and all data is kept.",
+        )
+    } else if !dependencies.all_ready() {
+        c.make(
+            READY,
+            false,
+            "WaitingForDependencies",
+            &format!(
+                "The server is not rolled out until its dependencies are ready; waiting for \
+                 {}.",
+                dependencies.waiting_for().join(", ")
+            ),
         )
     } else if unready.is_empty() && rolling.is_empty() {
         c.make(
@@ -93,9 +106,13 @@ pub fn desired(
         "The last reconcile succeeded.",
     );
     let available = ready.status == "True";
+    let mut conditions = vec![ready, progressing, degraded];
+    for (type_, r) in dependencies.conditions() {
+        conditions.push(c.make(type_, r.ready, &r.reason, &r.message));
+    }
     FediInstanceStatus {
         observed_generation: generation,
-        conditions: vec![ready, progressing, degraded],
+        conditions,
         components,
         version: available.then(|| version.to_string()),
         url: Some(format!("https://{}", fedi.spec.domain)),
@@ -237,7 +254,13 @@ mod tests {
                     deployment: &ok,
                 },
             ];
-            let s = desired(&fedi, &observed, "0.1.0", Timestamp::UNIX_EPOCH);
+            let s = desired(
+                &fedi,
+                &observed,
+                "0.1.0",
+                &all_ready(),
+                Timestamp::UNIX_EPOCH,
+            );
             assert_eq!(reason(&s, READY), (ready.0.into(), ready.1.into()));
             assert_eq!(
                 reason(&s, PROGRESSING),
@@ -248,11 +271,48 @@ mod tests {
         }
     }
 
+    fn all_ready() -> Report {
+        let r = crate::dependencies::Readiness::ready("Ready", "ok");
+        Report {
+            database: r.clone(),
+            redis: r.clone(),
+            storage: r.clone(),
+            search: r,
+            actions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_dependency_not_ready_holds_the_rollout_and_says_which() {
+        let fedi = minimal();
+        let mut report = all_ready();
+        report.database =
+            crate::dependencies::Readiness::waiting("CloudNativePGNotInstalled", "install it");
+        let s = desired(&fedi, &[], "0.1.0", &report, Timestamp::UNIX_EPOCH);
+        let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.reason, "WaitingForDependencies");
+        assert!(
+            ready
+                .message
+                .contains("DatabaseReady (CloudNativePGNotInstalled)"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(
+            reason(&s, "DatabaseReady"),
+            ("False".into(), "CloudNativePGNotInstalled".into())
+        );
+        for t in ["RedisReady", "StorageReady", "SearchReady"] {
+            assert_eq!(reason(&s, t).0, "True", "{t}");
+        }
+        assert!(s.version.is_none());
+    }
+
     #[test]
     fn a_suspended_instance_says_so() {
         let mut fedi = minimal();
         fedi.spec.suspend = true;
-        let s = desired(&fedi, &[], "0.1.0", Timestamp::UNIX_EPOCH);
+        let s = desired(&fedi, &[], "0.1.0", &all_ready(), Timestamp::UNIX_EPOCH);
         assert_eq!(reason(&s, READY), ("False".into(), "Suspended".into()));
     }
 
@@ -264,10 +324,19 @@ mod tests {
             component: "api",
             deployment: &d,
         }];
-        let first = desired(&fedi, &observed, "0.1.0", Timestamp::UNIX_EPOCH);
+        let first = desired(
+            &fedi,
+            &observed,
+            "0.1.0",
+            &all_ready(),
+            Timestamp::UNIX_EPOCH,
+        );
         fedi.status = Some(first.clone());
         let later = Timestamp::from_second(1_000_000).unwrap();
-        assert_eq!(desired(&fedi, &observed, "0.1.0", later), first);
+        assert_eq!(
+            desired(&fedi, &observed, "0.1.0", &all_ready(), later),
+            first
+        );
     }
 
     #[test]
@@ -281,6 +350,7 @@ mod tests {
                 deployment: &d,
             }],
             "0.1.0",
+            &all_ready(),
             Timestamp::UNIX_EPOCH,
         ));
         let s = failed(

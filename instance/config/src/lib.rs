@@ -29,7 +29,15 @@ pub struct ServerConfig {
     pub redis: RedisConfig,
     pub storage: Option<StorageConfig>,
     pub smtp: Option<SmtpConfig>,
+    pub search: Option<SearchConfig>,
     pub log_format: LogFormat,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchConfig {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +46,8 @@ pub struct DatabaseConfig {
     pub url: Secret,
     /// Optional hot standby for read-only queries; the server falls back to the primary.
     pub replica_url: Option<Secret>,
+    /// The primary without a pooler in between, for migrations; `url` when unset.
+    pub migration_url: Option<Secret>,
     /// Overrides the password of both URLs when set.
     pub password: Option<Secret>,
     /// Per pool: the replica's pool has the same size.
@@ -51,6 +61,8 @@ pub struct RedisConfig {
     pub mode: RedisMode,
     /// One URL in standalone mode; the seed nodes in cluster mode.
     pub urls: Vec<Secret>,
+    /// Overrides the password of every URL when set.
+    pub password: Option<Secret>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,6 +149,11 @@ impl ServerConfig {
                 password: r.opt(vars::SMTP_PASSWORD).map(Secret::new),
             }),
         };
+        let search = r.opt(vars::SEARCH_URL).map(|url| SearchConfig {
+            url,
+            username: r.opt(vars::SEARCH_USERNAME),
+            password: r.opt(vars::SEARCH_PASSWORD).map(Secret::new),
+        });
         let redis_urls: Vec<Secret> = r
             .secret(vars::REDIS_URL)?
             .expose()
@@ -159,6 +176,7 @@ impl ServerConfig {
             database: DatabaseConfig {
                 url: r.secret(vars::DATABASE_URL)?,
                 replica_url: r.opt(vars::DATABASE_REPLICA_URL).map(Secret::new),
+                migration_url: r.opt(vars::DATABASE_MIGRATION_URL).map(Secret::new),
                 password: r.opt(vars::DATABASE_PASSWORD).map(Secret::new),
                 max_connections: r
                     .parsed(vars::DATABASE_MAX_CONNECTIONS, values::parse_num)?
@@ -171,9 +189,11 @@ impl ServerConfig {
             redis: RedisConfig {
                 mode: r.parsed(vars::REDIS_MODE, str::parse)?.unwrap_or_default(),
                 urls: redis_urls,
+                password: r.opt(vars::REDIS_PASSWORD).map(Secret::new),
             },
             storage,
             smtp,
+            search,
             log_format: r.parsed(vars::LOG_FORMAT, str::parse)?.unwrap_or_default(),
         })
     }
@@ -210,6 +230,12 @@ impl ServerConfig {
                 plain(vars::S3_PUBLIC_URL, u.clone());
             }
         }
+        if let Some(s) = &self.search {
+            plain(vars::SEARCH_URL, s.url.clone());
+            if let Some(u) = &s.username {
+                plain(vars::SEARCH_USERNAME, u.clone());
+            }
+        }
         if let Some(m) = &self.smtp {
             plain(vars::SMTP_HOST, m.host.clone());
             plain(vars::SMTP_PORT, m.port.to_string());
@@ -230,6 +256,9 @@ impl ServerConfig {
         if let Some(u) = &self.database.replica_url {
             secret(vars::DATABASE_REPLICA_URL, u);
         }
+        if let Some(u) = &self.database.migration_url {
+            secret(vars::DATABASE_MIGRATION_URL, u);
+        }
         if let Some(p) = &self.database.password {
             secret(vars::DATABASE_PASSWORD, p);
         }
@@ -242,9 +271,15 @@ impl ServerConfig {
                 .join(","),
         );
         secret(vars::REDIS_URL, &joined);
+        if let Some(p) = &self.redis.password {
+            secret(vars::REDIS_PASSWORD, p);
+        }
         if let Some(s) = &self.storage {
             secret(vars::S3_ACCESS_KEY_ID, &s.access_key_id);
             secret(vars::S3_SECRET_ACCESS_KEY, &s.secret_access_key);
+        }
+        if let Some(p) = self.search.as_ref().and_then(|s| s.password.as_ref()) {
+            secret(vars::SEARCH_PASSWORD, p);
         }
         if let Some(p) = self.smtp.as_ref().and_then(|m| m.password.as_ref()) {
             secret(vars::SMTP_PASSWORD, p);
@@ -308,6 +343,7 @@ mod tests {
             database: DatabaseConfig {
                 url: Secret::new("postgres://u:p@db-rw:5432/fedi"),
                 replica_url: Some(Secret::new("postgres://u:p@db-ro:5432/fedi")),
+                migration_url: Some(Secret::new("postgres://u:p@db-rw:5432/fedi")),
                 password: Some(Secret::new("db-pass-q7")),
                 max_connections: 25,
                 replica_max_lag: Duration::from_secs(30),
@@ -318,6 +354,7 @@ mod tests {
                     Secret::new("redis://r-0:6379"),
                     Secret::new("redis://r-1:6379"),
                 ],
+                password: Some(Secret::new("redis-pass-k2")),
             },
             storage: Some(StorageConfig {
                 endpoint: "https://s3.example.net".into(),
@@ -335,6 +372,11 @@ mod tests {
                 from: "notifications@example.com".into(),
                 username: Some("mailer".into()),
                 password: Some(Secret::new("mail-pass")),
+            }),
+            search: Some(SearchConfig {
+                url: "https://search.example.net:9200".into(),
+                username: Some("fedi".into()),
+                password: Some(Secret::new("search-pass")),
             }),
             log_format: LogFormat::Json,
         }
@@ -372,10 +414,13 @@ mod tests {
             [
                 vars::DATABASE_URL,
                 vars::DATABASE_REPLICA_URL,
+                vars::DATABASE_MIGRATION_URL,
                 vars::DATABASE_PASSWORD,
                 vars::REDIS_URL,
+                vars::REDIS_PASSWORD,
                 vars::S3_ACCESS_KEY_ID,
                 vars::S3_SECRET_ACCESS_KEY,
+                vars::SEARCH_PASSWORD,
                 vars::SMTP_PASSWORD
             ]
         );

@@ -6,6 +6,9 @@ pub const REGISTRATIONS: &str = "FEDI_REGISTRATIONS";
 pub const LOG_FORMAT: &str = "FEDI_LOG_FORMAT";
 pub const DATABASE_URL: &str = "FEDI_DATABASE_URL";
 pub const DATABASE_REPLICA_URL: &str = "FEDI_DATABASE_REPLICA_URL";
+/// The primary reached directly, for migrations, when `DATABASE_URL` goes through a
+/// transaction pooler (PgBouncer): migrations hold session-level advisory locks.
+pub const DATABASE_MIGRATION_URL: &str = "FEDI_DATABASE_MIGRATION_URL";
 /// Password for the database URLs, when they do not carry one (external databases whose
 /// password lives in the user's own Secret).
 pub const DATABASE_PASSWORD: &str = "FEDI_DATABASE_PASSWORD";
@@ -15,6 +18,9 @@ pub const DATABASE_REPLICA_MAX_LAG: &str = "FEDI_DATABASE_REPLICA_MAX_LAG_SECOND
 pub const REDIS_MODE: &str = "FEDI_REDIS_MODE";
 /// One URL, or a comma-separated list of seed nodes in cluster mode.
 pub const REDIS_URL: &str = "FEDI_REDIS_URL";
+/// Password for every Redis URL, when they do not carry one (the managed Redis keeps it in
+/// its own Secret, so that the URLs can follow the spec).
+pub const REDIS_PASSWORD: &str = "FEDI_REDIS_PASSWORD";
 pub const S3_ENDPOINT: &str = "FEDI_S3_ENDPOINT";
 pub const S3_REGION: &str = "FEDI_S3_REGION";
 pub const S3_BUCKET: &str = "FEDI_S3_BUCKET";
@@ -22,6 +28,10 @@ pub const S3_PATH_STYLE: &str = "FEDI_S3_PATH_STYLE";
 pub const S3_PUBLIC_URL: &str = "FEDI_S3_PUBLIC_URL";
 pub const S3_ACCESS_KEY_ID: &str = "FEDI_S3_ACCESS_KEY_ID";
 pub const S3_SECRET_ACCESS_KEY: &str = "FEDI_S3_SECRET_ACCESS_KEY";
+/// OpenSearch (or Elasticsearch) for full-text search; PostgreSQL's when unset.
+pub const SEARCH_URL: &str = "FEDI_SEARCH_URL";
+pub const SEARCH_USERNAME: &str = "FEDI_SEARCH_USERNAME";
+pub const SEARCH_PASSWORD: &str = "FEDI_SEARCH_PASSWORD";
 pub const SMTP_HOST: &str = "FEDI_SMTP_HOST";
 pub const SMTP_PORT: &str = "FEDI_SMTP_PORT";
 pub const SMTP_TLS: &str = "FEDI_SMTP_TLS";
@@ -53,10 +63,13 @@ pub const WORKER_SCHEDULER: &str = "FEDI_WORKER_SCHEDULER";
 pub const SECRET: &[&str] = &[
     DATABASE_URL,
     DATABASE_REPLICA_URL,
+    DATABASE_MIGRATION_URL,
     DATABASE_PASSWORD,
     REDIS_URL,
+    REDIS_PASSWORD,
     S3_ACCESS_KEY_ID,
     S3_SECRET_ACCESS_KEY,
+    SEARCH_PASSWORD,
     SMTP_PASSWORD,
     SECRET_KEY_BASE,
     OAUTH_SIGNING_KEY,

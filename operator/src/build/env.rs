@@ -14,20 +14,43 @@ use kube::ResourceExt;
 
 /// Secrets published by the managed dependencies (the data-services stage creates them).
 pub(crate) mod managed {
-    /// CloudNativePG's application Secret of the cluster `<instance>-db`; key `uri`.
-    pub fn database_secret(instance: &str) -> String {
-        format!("{instance}-db-app")
-    }
-    /// The managed Redis: key `url`.
+    /// The managed Redis, generated once by the operator: keys `password` and `auth.conf`
+    /// (the same password as redis.conf directives, included by the nodes' configuration).
     pub fn redis_secret(instance: &str) -> String {
         format!("{instance}-redis")
     }
-    /// The managed object store: keys `accessKeyId` and `secretAccessKey`.
+    pub const REDIS_PASSWORD_KEY: &str = "password";
+    pub const REDIS_AUTH_CONF_KEY: &str = "auth.conf";
+    pub const REDIS_PORT: u16 = 6379;
+
+    /// `host:port` of the managed Redis as clients see it: the primary's Service in
+    /// standalone mode; in cluster mode every node by its stable name, all of them seeds.
+    pub fn redis_nodes(instance: &str, ns: &str, spec: &crate::crd::ManagedRedis) -> Vec<String> {
+        match spec.mode {
+            crate::crd::RedisMode::Standalone => {
+                vec![format!("{instance}-redis.{ns}.svc:{REDIS_PORT}")]
+            }
+            crate::crd::RedisMode::Cluster => {
+                let count = spec.shards * (1 + spec.replicas_per_shard);
+                (0..count)
+                    .map(|i| {
+                        format!(
+                            "{instance}-redis-{i}.{instance}-redis-headless.{ns}.svc:{REDIS_PORT}"
+                        )
+                    })
+                    .collect()
+            }
+        }
+    }
+    /// The managed object store, generated once by the operator: keys `accessKeyId` and
+    /// `secretAccessKey`, and `s3.json` (SeaweedFS's identities file, holding the same pair).
     pub fn s3_secret(instance: &str) -> String {
         format!("{instance}-s3")
     }
+    pub const S3_CONFIG_KEY: &str = "s3.json";
     pub const S3_PORT: u16 = 8333;
     pub const S3_BUCKET: &str = "media";
+    pub const SEARCH_PORT: u16 = 9200;
 }
 
 /// Keys expected in a user's S3 credentials Secret.
@@ -85,29 +108,54 @@ pub(crate) fn all(fedi: &FediInstance) -> Vec<(&'static str, Source)> {
         }
         let pw = &external.password_secret_ref;
         out.push((vars::DATABASE_PASSWORD, secret(&pw.name, &pw.key)));
-    } else {
+    } else if let Some(managed) = &spec.database.managed {
+        // CloudNativePG serves TLS with its own CA: encrypted, not verified (in-cluster).
+        let names = super::database::Names::of(&name);
+        let url = |host: &str| {
+            format!(
+                "postgres://{}@{host}.{ns}.svc:5432/{}?sslmode=require",
+                super::database::OWNER,
+                super::database::DATABASE
+            )
+        };
+        out.push((vars::DATABASE_URL, value(url(&names.pooler))));
+        out.push((vars::DATABASE_MIGRATION_URL, value(url(&names.rw()))));
+        if managed.instances > 1 {
+            out.push((vars::DATABASE_REPLICA_URL, value(url(&names.ro()))));
+        }
         out.push((
-            vars::DATABASE_URL,
-            secret(managed::database_secret(&name), "uri"),
+            vars::DATABASE_PASSWORD,
+            secret(names.app_secret(), "password"),
         ));
     }
 
-    let (mode, url) = match (&spec.redis.managed, &spec.redis.external) {
+    let mode = match (&spec.redis.managed, &spec.redis.external) {
         (_, Some(external)) => {
             let r = &external.url_secret_ref;
-            (external.mode, secret(&r.name, &r.key))
+            out.push((vars::REDIS_URL, secret(&r.name, &r.key)));
+            external.mode
         }
-        (managed, None) => (
-            managed.as_ref().map(|m| m.mode).unwrap_or_default(),
-            secret(managed::redis_secret(&name), "url"),
-        ),
+        (managed, None) => {
+            let managed = managed.clone().unwrap_or_default();
+            // The URLs follow the spec; only the password is kept in the Secret.
+            let urls = managed::redis_nodes(&name, &ns, &managed)
+                .iter()
+                .map(|node| format!("redis://{node}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            out.push((vars::REDIS_URL, value(urls)));
+            out.push((
+                vars::REDIS_PASSWORD,
+                secret(managed::redis_secret(&name), managed::REDIS_PASSWORD_KEY),
+            ));
+            managed.mode
+        }
     };
     let mode = match mode {
         RedisMode::Standalone => fedi_config::RedisMode::Standalone,
         RedisMode::Cluster => fedi_config::RedisMode::Cluster,
     };
     out.push((vars::REDIS_MODE, value(mode)));
-    out.push((vars::REDIS_URL, url));
 
     match &spec.object_storage.external {
         Some(s3) => {
@@ -141,6 +189,25 @@ pub(crate) fn all(fedi: &FediInstance) -> Vec<(&'static str, Source)> {
                 vars::S3_SECRET_ACCESS_KEY,
                 secret(&service, S3_SECRET_ACCESS_KEY_KEY),
             ));
+        }
+    }
+
+    if let Some(search) = &spec.search {
+        match &search.external {
+            Some(external) => {
+                out.push((vars::SEARCH_URL, value(&external.url)));
+                if let Some(creds) = &external.credentials_secret_ref {
+                    out.push((vars::SEARCH_USERNAME, secret(&creds.name, "username")));
+                    out.push((vars::SEARCH_PASSWORD, secret(&creds.name, "password")));
+                }
+            }
+            None => out.push((
+                vars::SEARCH_URL,
+                value(format!(
+                    "http://{name}-search.{ns}.svc:{}",
+                    managed::SEARCH_PORT
+                )),
+            )),
         }
     }
 
@@ -239,11 +306,83 @@ mod tests {
     }
 
     #[test]
+    fn search_is_configured_only_when_asked_for() {
+        assert!(parse(&minimal()).search.is_none());
+        let managed = instance(serde_json::json!({"domain": "social.example",
+            "search": {"managed": {}}}));
+        assert_eq!(
+            parse(&managed).search.unwrap().url,
+            "http://social-search.tenant-a.svc:9200"
+        );
+        let external = instance(serde_json::json!({"domain": "social.example",
+            "search": {"external": {"url": "https://os.example:9200",
+                "credentialsSecretRef": {"name": "os"}}}}));
+        let s = parse(&external).search.unwrap();
+        assert_eq!(s.url, "https://os.example:9200");
+        assert_eq!(s.password.unwrap().expose(), "secret:os/password");
+    }
+
+    #[test]
+    fn every_node_of_a_managed_redis_cluster_is_a_seed() {
+        let fedi = instance(serde_json::json!({"domain": "social.example",
+            "redis": {"managed": {"mode": "cluster", "shards": 2, "replicasPerShard": 1}}}));
+        let c = parse(&fedi);
+        assert_eq!(c.redis.mode, fedi_config::RedisMode::Cluster);
+        let urls: Vec<_> = c
+            .redis
+            .urls
+            .iter()
+            .map(|u| u.expose().to_string())
+            .collect();
+        assert_eq!(urls.len(), 4);
+        assert_eq!(
+            urls[3],
+            "redis://social-redis-3.social-redis-headless.tenant-a.svc:6379"
+        );
+        assert_eq!(
+            c.redis.password.unwrap().expose(),
+            "secret:social-redis/password"
+        );
+    }
+
+    #[test]
+    fn standbys_of_a_managed_database_serve_reads() {
+        let fedi = instance(serde_json::json!({"domain": "social.example",
+            "database": {"managed": {"instances": 3}}}));
+        let c = parse(&fedi);
+        assert_eq!(
+            c.database.replica_url.unwrap().expose(),
+            "postgres://fedi@social-db-ro.tenant-a.svc:5432/fedi?sslmode=require"
+        );
+    }
+
+    #[test]
     fn a_minimal_instance_points_at_its_managed_dependencies() {
         let c = parse(&minimal());
         assert_eq!(c.domain, "social.example");
-        assert_eq!(c.database.url.expose(), "secret:social-db-app/uri");
-        assert_eq!(c.redis.urls[0].expose(), "secret:social-redis/url");
+        // The server through PgBouncer, migrations straight to the primary, the password
+        // from CloudNativePG's Secret; no replica with a single PostgreSQL instance.
+        assert_eq!(
+            c.database.url.expose(),
+            "postgres://fedi@social-db-pooler.tenant-a.svc:5432/fedi?sslmode=require"
+        );
+        assert_eq!(
+            c.database.migration_url.as_ref().unwrap().expose(),
+            "postgres://fedi@social-db-rw.tenant-a.svc:5432/fedi?sslmode=require"
+        );
+        assert!(c.database.replica_url.is_none());
+        assert_eq!(
+            c.database.password.as_ref().unwrap().expose(),
+            "secret:social-db-app/password"
+        );
+        assert_eq!(
+            c.redis.urls[0].expose(),
+            "redis://social-redis.tenant-a.svc:6379"
+        );
+        assert_eq!(
+            c.redis.password.as_ref().unwrap().expose(),
+            "secret:social-redis/password"
+        );
         let s3 = c.storage.unwrap();
         assert_eq!(s3.endpoint, "http://social-s3.tenant-a.svc:8333");
         assert_eq!(s3.access_key_id.expose(), "secret:social-s3/accessKeyId");

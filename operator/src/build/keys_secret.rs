@@ -39,6 +39,20 @@ pub fn generated(
     Ok(build(&Ctx::new(fedi, defaults)?, keys))
 }
 
+/// A Secret of generated credentials named `name` (a managed service's), kept like the keys:
+/// created once, and without an owner under `Retain`, since the retained volumes of the
+/// service only open with it.
+pub fn generated_credentials(
+    fedi: &crate::crd::FediInstance,
+    defaults: &super::Defaults,
+    name: String,
+    data: BTreeMap<String, String>,
+) -> Result<Secret, super::BuildError> {
+    let mut secret = build(&Ctx::new(fedi, defaults)?, data);
+    secret.metadata.name = Some(name);
+    Ok(secret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;

@@ -2,6 +2,7 @@
 //! each builder is tested with plain fixtures.
 
 mod config_map;
+pub mod database;
 mod deployments;
 mod env;
 mod hpa;
@@ -9,7 +10,10 @@ mod http_route;
 mod ingress;
 mod keys_secret;
 mod network_policy;
+mod object_store;
 mod pdb;
+mod redis;
+mod search;
 mod service_account;
 mod services;
 
@@ -23,15 +27,22 @@ use serde::Serialize;
 use crate::crd::FediInstance;
 
 pub use deployments::Workload;
+pub(crate) use env::managed;
 pub use env::{S3_ACCESS_KEY_ID_KEY, S3_SECRET_ACCESS_KEY_KEY};
 pub use http_route::resource as http_route_resource;
-pub use keys_secret::{generated as generated_keys_secret, keys_secret_name};
+pub use keys_secret::{
+    generated as generated_keys_secret, generated_credentials, keys_secret_name,
+};
 
 /// What the operator knows beyond the spec: where its release's server image lives.
 #[derive(Clone, Debug)]
 pub struct Defaults {
     pub image_repository: String,
     pub version: String,
+    /// Images of the managed data services (permissively licensed, pinned).
+    pub redis_image: String,
+    pub s3_image: String,
+    pub search_image: String,
 }
 
 impl Default for Defaults {
@@ -39,6 +50,10 @@ impl Default for Defaults {
         Self {
             image_repository: "ghcr.io/fedi-dev/fedi-server".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            // Valkey: the BSD-licensed continuation of Redis, protocol- and cluster-compatible.
+            redis_image: "docker.io/valkey/valkey:8.1.4".into(),
+            s3_image: "docker.io/chrislusf/seaweedfs:3.97".into(),
+            search_image: "docker.io/opensearchproject/opensearch:2.19.3".into(),
         }
     }
 }
@@ -88,6 +103,11 @@ pub fn children(fedi: &FediInstance, defaults: &Defaults) -> Result<Vec<Child>, 
         Child::new(&service_account::build(&ctx)),
         Child::new(&config),
     ];
+    // The data services, which the server's workloads wait for.
+    out.extend(database::build(&ctx));
+    out.extend(redis::build(&ctx));
+    out.extend(object_store::build(&ctx));
+    out.extend(search::build(&ctx));
     for workload in Workload::all(fedi) {
         out.push(Child::new(&deployments::build(&ctx, &workload, &checksum)));
         if let Some(service) = services::build(&ctx, &workload) {
@@ -216,6 +236,17 @@ mod tests {
             [
                 "ServiceAccount/social",
                 "ConfigMap/social-config",
+                "Cluster/social-db",
+                "Pooler/social-db-pooler",
+                "NetworkPolicy/social-redis",
+                "ConfigMap/social-redis-config",
+                "Service/social-redis-headless",
+                "Service/social-redis",
+                "StatefulSet/social-redis",
+                "PodDisruptionBudget/social-redis",
+                "NetworkPolicy/social-s3",
+                "Service/social-s3",
+                "StatefulSet/social-s3",
                 "Deployment/social-api",
                 "Service/social-api",
                 "PodDisruptionBudget/social-api",
@@ -226,7 +257,8 @@ mod tests {
                 "NetworkPolicy/social",
             ]
         );
-        for child in &c {
+        // Everything is owned but the retained database cluster (see database.rs).
+        for child in c.iter().filter(|c| c.resource.kind != "Cluster") {
             let owners = child.object.metadata.owner_references.as_ref().unwrap();
             assert_eq!(owners.len(), 1);
             assert_eq!(

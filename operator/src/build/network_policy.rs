@@ -39,7 +39,14 @@ fn port(protocol: &str, n: i32) -> NetworkPolicyPort {
 
 pub(crate) fn build(ctx: &Ctx) -> NetworkPolicy {
     let spec = &ctx.fedi.spec;
-    let instance = BTreeMap::from([("app.kubernetes.io/instance".to_string(), ctx.name.clone())]);
+    // The server's pods only: the data services' pods have policies of their own.
+    let instance = BTreeMap::from([
+        ("app.kubernetes.io/instance".to_string(), ctx.name.clone()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "fedi-server".to_string(),
+        ),
+    ]);
 
     // Data services: in-cluster (managed) or anywhere (external), always by their port.
     let mut service_ports = vec![port("UDP", 53), port("TCP", 53)];
@@ -51,8 +58,21 @@ pub(crate) fn build(ctx: &Ctx) -> NetworkPolicy {
         .unwrap_or(5432);
     service_ports.push(port("TCP", db_port));
     service_ports.push(port("TCP", 6379));
-    if spec.object_storage.external.is_none() {
-        service_ports.push(port("TCP", managed::S3_PORT.into()));
+    // An external store or search cluster may listen on any port (in-cluster MinIO on 9000);
+    // 80 and 443 of public addresses are open anyway.
+    let port_of = |url: &str| crate::dependencies::probe::url_host_port(url).map(|(_, p)| p);
+    let s3_port = match &spec.object_storage.external {
+        None => Some(managed::S3_PORT),
+        Some(s3) => port_of(&s3.endpoint),
+    };
+    let search_port = spec.search.as_ref().and_then(|s| match &s.external {
+        None => Some(managed::SEARCH_PORT),
+        Some(external) => port_of(&external.url),
+    });
+    for p in [s3_port, search_port].into_iter().flatten() {
+        if p != 80 && p != 443 {
+            service_ports.push(port("TCP", p.into()));
+        }
     }
     if let Some(smtp) = &spec.smtp {
         service_ports.push(port("TCP", smtp.port));
@@ -100,6 +120,7 @@ mod tests {
     use super::super::fixtures::*;
     use super::super::{Ctx, Defaults};
     use super::*;
+    use serde_json::json;
 
     fn ports_of(rule: &NetworkPolicyEgressRule) -> Vec<IntOrString> {
         rule.ports
@@ -107,6 +128,40 @@ mod tests {
             .flatten()
             .filter_map(|p| p.port.clone())
             .collect()
+    }
+
+    #[test]
+    fn only_server_pods_are_selected_and_each_service_port_is_open() {
+        let defaults = Defaults::default();
+        let cases = [
+            (json!({"domain": "s.example"}), vec![5432, 6379, 8333]),
+            (
+                json!({"domain": "s.example", "search": {"managed": {}}}),
+                vec![5432, 6379, 8333, 9200],
+            ),
+            (
+                json!({"domain": "s.example", "objectStorage": {"external": {
+                    "endpoint": "http://minio.storage:9000", "bucket": "media",
+                    "credentialsSecretRef": {"name": "s3"}}},
+                    "search": {"external": {"url": "https://search.example"}}}),
+                vec![5432, 6379, 9000],
+            ),
+        ];
+        for (spec, want) in cases {
+            let fedi = instance(spec.clone());
+            let np = build(&Ctx::new(&fedi, &defaults).unwrap()).spec.unwrap();
+            let selector = np.pod_selector.unwrap().match_labels.unwrap();
+            assert_eq!(selector["app.kubernetes.io/name"], "fedi-server");
+            let mut tcp: Vec<i32> = ports_of(&np.egress.unwrap()[0])
+                .into_iter()
+                .filter_map(|p| match p {
+                    IntOrString::Int(n) if n != 53 => Some(n),
+                    _ => None,
+                })
+                .collect();
+            tcp.sort();
+            assert_eq!(tcp, want, "{spec}");
+        }
     }
 
     #[test]

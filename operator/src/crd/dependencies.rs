@@ -69,6 +69,13 @@ pub struct ManagedDatabase {
     /// PostgreSQL parameters (`postgresql.conf`), such as `shared_buffers`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, String>,
+    /// PgBouncer in transaction mode between the server and the primary. Migrations bypass
+    /// it (they need a session).
+    #[serde(default)]
+    pub pooler: PoolerSpec,
+    /// Base backups and continuous WAL archiving to an object store. No backups when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<DatabaseBackup>,
 }
 
 impl Default for ManagedDatabase {
@@ -78,8 +85,81 @@ impl Default for ManagedDatabase {
             storage: default_db_storage(),
             resources: None,
             parameters: BTreeMap::new(),
+            pooler: PoolerSpec::default(),
+            backup: None,
         }
     }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolerSpec {
+    /// PgBouncer pods.
+    #[serde(default = "two")]
+    #[schemars(range(min = 1, max = 10))]
+    pub instances: i32,
+    /// Client connections each PgBouncer accepts (`max_client_conn`).
+    #[serde(default = "default_max_client_conn")]
+    #[schemars(range(min = 10, max = 100000))]
+    pub max_client_connections: i32,
+    /// Server connections per database and user (`default_pool_size`): what PostgreSQL sees,
+    /// per PgBouncer pod.
+    #[serde(default = "default_pool_size")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub default_pool_size: i32,
+}
+
+impl Default for PoolerSpec {
+    fn default() -> Self {
+        Self {
+            instances: 2,
+            max_client_connections: default_max_client_conn(),
+            default_pool_size: default_pool_size(),
+        }
+    }
+}
+
+fn two() -> i32 {
+    2
+}
+
+fn default_max_client_conn() -> i32 {
+    1000
+}
+
+fn default_pool_size() -> i32 {
+    20
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseBackup {
+    /// When base backups run: a six-field cron expression with seconds, as CloudNativePG
+    /// takes it, such as `0 0 3 * * *` (03:00 every day).
+    #[serde(default = "default_backup_schedule")]
+    #[schemars(length(min = 11, max = 100))]
+    pub schedule: String,
+    /// Where backups go, such as `s3://backups/social`.
+    #[schemars(length(min = 6, max = 512), regex(pattern = r"^s3://"))]
+    pub destination_path: String,
+    /// The S3 endpoint, for stores other than AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^https?://"))]
+    pub endpoint_url: Option<String>,
+    /// Secret with the keys `accessKeyId` and `secretAccessKey`.
+    pub credentials_secret_ref: SecretName,
+    /// How long backups are kept, such as `30d`, `4w` or `6m`.
+    #[serde(default = "default_retention")]
+    #[schemars(regex(pattern = r"^[1-9][0-9]*[dwm]$"))]
+    pub retention_policy: String,
+}
+
+fn default_backup_schedule() -> String {
+    "0 0 3 * * *".into()
+}
+
+fn default_retention() -> String {
+    "30d".into()
 }
 
 fn default_db_storage() -> StorageSpec {
@@ -339,10 +419,13 @@ pub struct ManagedSearch {
     /// Volume of each node.
     #[serde(default = "default_search_storage")]
     pub storage: StorageSpec,
-    /// JVM heap of each node, such as `1g`.
+    /// JVM heap of each node, such as `1g`; give the container about twice as much memory.
     #[serde(default = "default_heap")]
     #[schemars(regex(pattern = r"^[0-9]+[mg]$"))]
     pub heap: String,
+    /// CPU and memory of each node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 fn default_search_storage() -> StorageSpec {

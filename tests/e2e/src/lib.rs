@@ -279,8 +279,8 @@ pub fn degraded(reason: &'static str) -> impl Fn(&FediInstance) -> bool {
     }
 }
 
-/// A new namespace holding the minimal sample, changed by `edit`, with the in-process
-/// operator running.
+/// A new namespace holding the minimal sample on the test services (see
+/// `use_test_services`), changed by `edit`, with the in-process operator running.
 pub async fn create_instance(
     client: &Client,
     prefix: &str,
@@ -291,9 +291,79 @@ pub async fn create_instance(
     let ns = TestNamespace::new(client, prefix).await;
     let api = ns.api::<FediInstance>();
     let mut fedi = sample("minimal");
+    use_test_services(&ns, &mut fedi).await;
     edit(&mut fedi);
     api.create(&PostParams::default(), &fedi).await.unwrap();
     (ns, api)
+}
+
+/// A variable of `.local/services.env` (exported by `make e2e`).
+pub fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the e2e suite with `make e2e`, which starts the test \
+             services, or source .local/services.env after `make services-up`"
+        )
+    })
+}
+
+/// `(user, password, host, port, database)` of a `postgres://user:password@host:port/db` URL.
+fn postgres_parts(url: &str) -> (String, String, String, i32, String) {
+    let rest = url.strip_prefix("postgres://").expect("a postgres:// URL");
+    let (auth, rest) = rest.split_once('@').expect("user and password in the URL");
+    let (user, password) = auth.split_once(':').expect("a password in the URL");
+    let (host_port, db) = rest.split_once('/').expect("a database in the URL");
+    let (host, port) = host_port.split_once(':').expect("a port in the URL");
+    (
+        user.into(),
+        password.into(),
+        host.into(),
+        port.parse().expect("a port number"),
+        db.split('?').next().unwrap().into(),
+    )
+}
+
+/// Points `fedi` at the services of `make services-up` as its external PostgreSQL, Redis
+/// and S3 (their credentials in Secrets of the namespace), so that its dependencies are
+/// really ready: the local control plane runs no real pods for managed ones.
+pub async fn use_test_services(ns: &TestNamespace, fedi: &mut FediInstance) {
+    let (user, password, host, port, database) =
+        postgres_parts(&service_env("FEDI_TEST_DATABASE_URL"));
+    let secrets = ns.api::<k8s_openapi::api::core::v1::Secret>();
+    for (name, data) in [
+        ("test-db", json!({"password": password})),
+        (
+            "test-redis",
+            json!({"url": service_env("FEDI_TEST_REDIS_URL")}),
+        ),
+        (
+            "test-s3",
+            json!({"accessKeyId": service_env("FEDI_TEST_S3_ACCESS_KEY"),
+                   "secretAccessKey": service_env("FEDI_TEST_S3_SECRET_KEY")}),
+        ),
+    ] {
+        let secret = serde_json::from_value(json!({
+            "metadata": {"name": name}, "stringData": data}))
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap_or_else(|e| panic!("create Secret {name}: {e}"));
+    }
+    let services = json!({
+        "database": {"external": {"host": host, "port": port, "database": database,
+            "user": user, "sslmode": "disable",
+            "passwordSecretRef": {"name": "test-db", "key": "password"}}},
+        "redis": {"external": {"urlSecretRef": {"name": "test-redis", "key": "url"}}},
+        "objectStorage": {"external": {"endpoint": service_env("FEDI_TEST_S3_ENDPOINT"),
+            "region": service_env("FEDI_TEST_S3_REGION"), "bucket": ns.name, "pathStyle": true,
+            "credentialsSecretRef": {"name": "test-s3"}}},
+    });
+    let mut spec = serde_json::to_value(&fedi.spec).unwrap();
+    for (k, v) in services.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    fedi.spec = serde_json::from_value(spec).unwrap();
 }
 
 /// Polls `check` until it yields a value, or fails after `timeout` naming `what`.

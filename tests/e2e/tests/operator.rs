@@ -31,7 +31,7 @@ async fn ready_instance(client: &kube::Client, prefix: &str) -> (TestNamespace, 
 }
 
 #[tokio::test]
-async fn the_minimal_sample_becomes_ready_with_every_child_owned() {
+async fn an_instance_on_its_services_becomes_ready_with_every_child_owned() {
     let client = client().await;
     let started = Instant::now();
     let (ns, api) = ready_instance(&client, "minimal").await;

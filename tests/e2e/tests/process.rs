@@ -1,11 +1,12 @@
-//! The operator as a process, as it runs in a pod: leader election between two replicas, and
-//! convergence after being killed mid-reconcile again and again.
+//! The operator as a process, as it runs in a pod: leader election between two replicas,
+//! convergence after being killed mid-reconcile again and again, and logs that hold no
+//! credential.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fedi_e2e::*;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, PostParams};
@@ -30,6 +31,16 @@ impl Replica {
     /// A replica serving only `namespace` (which also holds its Lease), so that the tests of
     /// this file, running side by side, never reconcile each other's instances.
     fn start(namespace: &str, identity: &str, leader_election: bool) -> Self {
+        Self::start_logging(namespace, identity, leader_election, Stdio::null())
+    }
+
+    /// Like `start`, with the replica's logs (JSON, debug level) written to `log`.
+    fn start_logging(
+        namespace: &str,
+        identity: &str,
+        leader_election: bool,
+        log: impl Into<Stdio>,
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -43,7 +54,9 @@ impl Replica {
             .env("POD_NAME", identity)
             .env("FEDI_OPERATOR_LEASE", "fedi-operator-e2e")
             .env("FEDI_OPERATOR_LEADER_ELECTION", leader_election.to_string())
-            .stdout(Stdio::null())
+            .env("RUST_LOG", "debug")
+            .arg("--log-json")
+            .stdout(log.into())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
@@ -86,9 +99,11 @@ impl Drop for Replica {
     }
 }
 
-fn minimal_named(name: &str) -> FediInstance {
+/// The minimal sample, on the test services, named `name`, for namespace `ns`.
+async fn minimal_named(ns: &TestNamespace, name: &str) -> FediInstance {
     let mut fedi = sample("minimal");
     fedi.metadata.name = Some(name.into());
+    use_test_services(ns, &mut fedi).await;
     fedi
 }
 
@@ -102,7 +117,7 @@ async fn only_the_leader_reconciles_and_a_follower_takes_over() {
         ("replica-b", Replica::start(&ns.name, "replica-b", true)),
     ];
     let api = ns.api::<FediInstance>();
-    api.create(&PostParams::default(), &minimal_named("leader"))
+    api.create(&PostParams::default(), &minimal_named(&ns, "leader").await)
         .await
         .unwrap();
 
@@ -173,7 +188,7 @@ async fn killed_mid_reconcile_ten_times_it_still_converges_without_duplicates() 
     install_crd(&client).await;
     let ns = TestNamespace::new(&client, "kill").await;
     let api = ns.api::<FediInstance>();
-    api.create(&PostParams::default(), &minimal_named("kill"))
+    api.create(&PostParams::default(), &minimal_named(&ns, "kill").await)
         .await
         .unwrap();
     for round in 0..10u64 {
@@ -242,7 +257,7 @@ async fn with_a_namespace_list_only_those_namespaces_are_served() {
     .unwrap();
     for ns in [&served, &ignored] {
         ns.api::<FediInstance>()
-            .create(&PostParams::default(), &minimal_named("scoped"))
+            .create(&PostParams::default(), &minimal_named(ns, "scoped").await)
             .await
             .unwrap();
     }
@@ -272,4 +287,121 @@ async fn with_a_namespace_list_only_those_namespaces_are_served() {
             .items
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn credentials_appear_in_no_config_map_status_event_or_log() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "leak").await;
+    let log_path = std::env::temp_dir().join(format!("fedi-operator-{}.log", ns.name));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let _operator = Replica::start_logging(&ns.name, "leak", false, log);
+
+    // Managed Redis and S3 (generated credentials), the test services' S3 and a database
+    // password only a leak could reveal.
+    let mut fedi = minimal_named(&ns, "leak").await;
+    fedi.spec.redis = Default::default();
+    let secrets = ns.api::<Secret>();
+    merge_patch(
+        &secrets,
+        "test-db",
+        serde_json::json!({"stringData": {"password": "pw-7f3a9c-must-not-leak"}}),
+    )
+    .await;
+    let api = ns.api::<FediInstance>();
+    api.create(&PostParams::default(), &fedi).await.unwrap();
+    let all_observed = |f: &FediInstance| {
+        ["DatabaseReady", "RedisReady", "StorageReady", "SearchReady"]
+            .iter()
+            .all(|t| f.condition(t).is_some())
+    };
+    await_instance(
+        &api,
+        "leak",
+        TIMEOUT,
+        "every dependency observed",
+        all_observed,
+    )
+    .await
+    .unwrap();
+    // The instance's generated keys and the managed Redis's password are made by now.
+    await_until(TIMEOUT, "the generated Secrets", || async {
+        let names: Vec<String> = secrets
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .filter_map(|s| s.metadata.name)
+            .collect();
+        ["leak-keys", "leak-redis"]
+            .iter()
+            .all(|n| names.iter().any(|m| m == n))
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let values: Vec<String> = secrets
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .flat_map(|s| s.data.unwrap_or_default())
+        // An access key ID names a key, like a user name: the S3 SDK logs it at debug level
+        // (and redacts the secret key).
+        .filter(|(key, _)| key != "accessKeyId")
+        .map(|(_, v)| String::from_utf8_lossy(&v.0).into_owned())
+        // The SeaweedFS identities file repeats the keys it holds; the keys are checked.
+        .filter(|v| v.len() >= 8 && !v.starts_with('{'))
+        .collect();
+    assert!(values.iter().any(|v| v == "pw-7f3a9c-must-not-leak"));
+
+    let mut haystack = vec![
+        (
+            "the FediInstance",
+            serde_json::to_string(&api.get("leak").await.unwrap()).unwrap(),
+        ),
+        (
+            "the operator's log",
+            std::fs::read_to_string(&log_path).unwrap(),
+        ),
+    ];
+    let config_maps = ns.api::<k8s_openapi::api::core::v1::ConfigMap>();
+    for cm in config_maps.list(&ListParams::default()).await.unwrap() {
+        haystack.push(("a ConfigMap", serde_json::to_string(&cm).unwrap()));
+    }
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
+    for e in events.list(&ListParams::default()).await.unwrap() {
+        haystack.push(("an Event", serde_json::to_string(&e).unwrap()));
+    }
+    for d in ns
+        .api::<Deployment>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+    {
+        haystack.push(("a Deployment", serde_json::to_string(&d).unwrap()));
+    }
+    for s in ns
+        .api::<StatefulSet>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+    {
+        haystack.push(("a StatefulSet", serde_json::to_string(&s).unwrap()));
+    }
+    assert!(haystack.len() > 4, "something to search");
+    for (place, text) in &haystack {
+        for v in &values {
+            assert!(
+                !text.contains(v.as_str()),
+                "a credential appears in {place}"
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&log_path);
 }
