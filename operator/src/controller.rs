@@ -26,7 +26,7 @@ use crate::capabilities::Capabilities;
 use crate::crd::{FediInstance, FediInstanceStatus};
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::{Error, Result, dependencies, dereference, status};
+use crate::{Error, Result, dependencies, dereference, finalizer, status};
 
 /// How often an instance is reconciled without any change, to catch what watches miss.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -81,7 +81,7 @@ impl Context {
 
     /// Publishes an event on `fedi`; `related` names the child it concerns, which also keeps
     /// the events of different children from being counted as one series.
-    async fn event(
+    pub(crate) async fn event(
         &self,
         fedi: &FediInstance,
         type_: EventType,
@@ -107,8 +107,15 @@ pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Act
     let namespace = fedi
         .namespace()
         .ok_or(Error::Build(build::BuildError::Incomplete("namespace")))?;
-    match pipeline(&fedi, &ctx, &namespace).await {
-        Ok(status) => {
+    let outcome = match finalizer::run(&ctx, &fedi, &namespace).await {
+        Ok(finalizer::Next::Stop) => Ok(None),
+        Ok(finalizer::Next::Reconcile) => pipeline(&fedi, &ctx, &namespace).await.map(Some),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        // Being deleted: the deletion itself brings the next event, if any.
+        Ok(None) => Ok(Action::await_change()),
+        Ok(Some(status)) => {
             write_status(&fedi, &ctx, &namespace, status).await?;
             Ok(Action::requeue(RESYNC))
         }

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod crd;
 pub mod dependencies;
 pub mod dereference;
+pub mod finalizer;
 pub mod health;
 pub mod keys;
 pub mod leader;
@@ -52,6 +53,8 @@ pub enum Error {
     GatewayApiMissing,
     #[error(transparent)]
     Random(#[from] keys::RandomError),
+    #[error("cannot delete the media bucket ({reason}): {message}")]
+    BucketCleanup { reason: String, message: String },
 }
 
 impl Error {
@@ -64,6 +67,7 @@ impl Error {
             Error::SecretNotFound(_) | Error::SecretKeyMissing { .. } => "secret_reference",
             Error::Random(_) => "random",
             Error::GatewayApiMissing => "gateway_api_missing",
+            Error::BucketCleanup { .. } => "bucket_cleanup",
         }
     }
 
@@ -77,6 +81,7 @@ impl Error {
             Error::SecretNotFound(_) => "SecretNotFound",
             Error::SecretKeyMissing { .. } => "SecretKeyMissing",
             Error::GatewayApiMissing => "GatewayAPINotInstalled",
+            Error::BucketCleanup { .. } => "BucketDeletionFailed",
         }
     }
 

@@ -25,7 +25,7 @@ pub const STORAGE_READY: &str = "StorageReady";
 pub const SEARCH_READY: &str = "SearchReady";
 
 pub use database::watched_secrets as database_secrets;
-pub use storage::{CACHE_PREFIX, PUBLIC_PREFIX};
+pub use storage::{CACHE_PREFIX, PUBLIC_PREFIX, external_target as storage_target};
 
 /// One dependency's state, as its condition will say it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -48,6 +48,29 @@ pub async fn observe(scope: &Scope<'_>) -> (Readiness, Vec<Action>) {
     }
 }
 
+/// The external bucket of `fedi` and the keys to reach it (for its deletion).
+pub async fn external_target(
+    client: &kube::Client,
+    fedi: &crate::crd::FediInstance,
+    namespace: &str,
+) -> Result<Target, Readiness> {
+    use kube::ResourceExt;
+    let scope = Scope {
+        client,
+        fedi,
+        namespace,
+        name: fedi.name_any(),
+        capabilities: Default::default(),
+    };
+    if fedi.spec.object_storage.external.is_none() {
+        return Err(Readiness::waiting(
+            "NotExternal",
+            "the instance's object storage is not external.",
+        ));
+    }
+    target(&scope).await.map(|(t, _)| t)
+}
+
 /// Where the bucket is and the keys to reach it, once the store can be asked.
 async fn target(scope: &Scope<'_>) -> Result<(Target, i32), Readiness> {
     let spec = &scope.fedi.spec.object_storage;

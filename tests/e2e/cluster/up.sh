@@ -278,6 +278,9 @@ start_scheduler() {
 }
 
 start_kwok() {
+	# The heartbeat stage updates a node's status every 10-20 minutes and expects its Lease
+	# to say it is alive in between: without a node lease the node lifecycle controller
+	# marks the nodes NotReady within a minute, and every pod with them.
 	# KWOK_WORKDIR keeps a user's ~/.kwok/kwok.yaml from being merged in.
 	mkdir -p "${STATE_DIR}/kwok"
 	KWOK_WORKDIR="${STATE_DIR}/kwok" start kwok "${KWOK_PORT}" "${KWOK_BIN_DIR}/kwok" \
@@ -287,6 +290,7 @@ start_kwok() {
 		--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
 		--cidr="${POD_CIDR}" \
 		--node-ip="${NODE_IP}" \
+		--node-lease-duration-seconds=40 \
 		--server-address="127.0.0.1:${KWOK_PORT}"
 	wait_for kwok "kwok /healthz" 60 curl -fsS --max-time 2 "http://127.0.0.1:${KWOK_PORT}/healthz"
 }

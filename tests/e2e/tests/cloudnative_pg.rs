@@ -163,4 +163,65 @@ async fn a_managed_database_waits_for_cloudnative_pg_then_for_its_cluster() {
         "the Cluster is kept"
     );
     // Retained objects of the test go with its namespace.
+
+    the_redundant_sample_builds_every_service(&client).await;
+}
+
+/// `config/samples/managed-ha.yaml` as users apply it: every managed service with its
+/// redundancy. Nothing can become ready here (no real pods), so the server is held back.
+async fn the_redundant_sample_builds_every_service(client: &kube::Client) {
+    let ns = TestNamespace::new(client, "ha").await;
+    let backup: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "backup-s3"},
+        "stringData": {"accessKeyId": "AKIA-e2e", "secretAccessKey": "e2e"}}))
+    .unwrap();
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &backup)
+        .await
+        .unwrap();
+    let api = ns.api::<FediInstance>();
+    api.create(&PostParams::default(), &sample("managed-ha"))
+        .await
+        .unwrap();
+    let waiting = |f: &FediInstance| {
+        f.condition("Ready")
+            .is_some_and(|c| c.reason == "WaitingForDependencies")
+            && f.condition("SearchReady").is_some()
+    };
+    let f = await_instance(&api, "big", TIMEOUT, "waiting for dependencies", waiting)
+        .await
+        .unwrap();
+    for t in ["DatabaseReady", "RedisReady", "StorageReady", "SearchReady"] {
+        assert_eq!(f.condition(t).unwrap().status, "False", "{t}");
+    }
+    let dynamic = |r: kube::api::ApiResource| -> Api<DynamicObject> {
+        Api::namespaced_with(client.clone(), &ns.name, &r)
+    };
+    let cluster = dynamic(fedi_operator::build::database::cluster_resource())
+        .get("big-db")
+        .await
+        .unwrap();
+    assert_eq!(cluster.data["spec"]["instances"], 3);
+    assert_eq!(
+        cluster.data["spec"]["backup"]["barmanObjectStore"]["destinationPath"],
+        "s3://big-example-backups/postgres"
+    );
+    let schedule = dynamic(fedi_operator::build::database::scheduled_backup_resource())
+        .get("big-db")
+        .await
+        .unwrap();
+    assert_eq!(schedule.data["spec"]["schedule"], "0 0 3 * * *");
+    let sts = ns.api::<k8s_openapi::api::apps::v1::StatefulSet>();
+    for (name, replicas) in [("big-redis", 6), ("big-s3", 1), ("big-search", 3)] {
+        let s = sts.get(name).await.unwrap();
+        assert_eq!(s.spec.replicas, Some(replicas), "{name}");
+    }
+    assert!(
+        ns.api::<Deployment>()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }

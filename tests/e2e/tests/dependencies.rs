@@ -157,3 +157,84 @@ async fn an_unreachable_external_database_is_reported_with_its_address() {
     let message = &f.condition("DatabaseReady").unwrap().message;
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
 }
+
+/// The test services' S3, for the bucket of namespace `ns`.
+fn test_bucket(ns: &TestNamespace) -> fedi_operator::object_storage::Target {
+    fedi_operator::object_storage::Target {
+        endpoint: service_env("FEDI_TEST_S3_ENDPOINT"),
+        region: service_env("FEDI_TEST_S3_REGION"),
+        bucket: ns.name.clone(),
+        path_style: true,
+        access_key_id: service_env("FEDI_TEST_S3_ACCESS_KEY"),
+        secret_access_key: service_env("FEDI_TEST_S3_SECRET_KEY"),
+    }
+}
+
+async fn deleted(api: &kube::Api<FediInstance>) {
+    api.delete("minimal", &Default::default()).await.unwrap();
+    await_until(TIMEOUT, "the instance to go", || async {
+        api.get_opt("minimal")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn under_the_delete_policy_the_bucket_is_emptied_and_removed_with_the_instance() {
+    let client = client().await;
+    let (ns, api) = create_instance(&client, "bucketdel", |f| {
+        f.spec.deletion_policy = serde_json::from_value(json!("Delete")).unwrap();
+    })
+    .await;
+    let f = await_instance(&api, "minimal", TIMEOUT, "Ready", ready_at(1))
+        .await
+        .unwrap();
+    assert!(
+        f.finalizers()
+            .contains(&fedi_operator::finalizer::FINALIZER.to_string())
+    );
+    let target = test_bucket(&ns);
+    let s3 = fedi_operator::object_storage::client(&target).unwrap();
+    for key in ["media/a.png", "media/cache/b.png", "other/c.txt"] {
+        s3.put_object()
+            .bucket(&target.bucket)
+            .key(key)
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    deleted(&api).await;
+    let gone = fedi_operator::object_storage::check(&target)
+        .await
+        .unwrap_err();
+    assert_eq!(gone.reason(), "BucketNotFound", "{gone}");
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
+    let reasons: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    assert!(reasons.iter().any(|r| r == "BucketDeleted"), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn a_retained_instance_has_no_finalizer_and_leaves_its_bucket() {
+    let client = client().await;
+    let (ns, api) = create_instance(&client, "bucketkeep", |_| {}).await;
+    let f = await_instance(&api, "minimal", TIMEOUT, "Ready", ready_at(1))
+        .await
+        .unwrap();
+    assert!(f.finalizers().is_empty(), "{:?}", f.finalizers());
+    deleted(&api).await;
+    fedi_operator::object_storage::check(&test_bucket(&ns))
+        .await
+        .expect("the bucket is kept");
+}
