@@ -2,6 +2,7 @@
 //! process (which pool served a query) where the HTTP boundary cannot tell.
 
 pub mod api;
+pub mod auth;
 pub mod db;
 pub mod migrate;
 mod shutdown;

@@ -17,6 +17,7 @@ pub struct AppState {
     /// `db.primary()` for writes, `db.reader()` for reads that tolerate replica lag.
     pub db: Database,
     pub redis: std::sync::Arc<Redis>,
+    pub config: std::sync::Arc<ServerConfig>,
 }
 
 impl AppState {
@@ -25,7 +26,13 @@ impl AppState {
         Ok(Self {
             db: Database::connect_lazy(&config.database)?,
             redis: std::sync::Arc::new(Redis::new(config)?),
+            config: std::sync::Arc::new(config.clone()),
         })
+    }
+
+    /// `https://<domain>`: the base of every URL the server gives out.
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.config.domain)
     }
 }
 

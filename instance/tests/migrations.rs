@@ -19,9 +19,16 @@ async fn migrate_creates_the_schema_and_is_idempotent() {
             String::from_utf8_lossy(&out.stderr)
         );
         let log = String::from_utf8_lossy(&out.stdout);
-        let expected = if run == 0 { "applied=1" } else { "applied=0" };
+        let total = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+            .unwrap()
+            .count();
+        let expected = if run == 0 {
+            format!("applied={total}")
+        } else {
+            "applied=0".to_string()
+        };
         assert!(
-            log.contains(expected),
+            log.contains(&expected),
             "run {run} should report {expected}: {log}"
         );
     }
@@ -37,6 +44,20 @@ async fn migrate_creates_the_schema_and_is_idempotent() {
         .await
         .expect_err("keys are bounded");
     assert!(err.to_string().contains("check constraint"), "{err}");
+    // IDs are time-ordered: a later one is larger, and its high bits are milliseconds.
+    let (a, b): (i64, i64) = sqlx::query_as("SELECT fedi_id(), fedi_id()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(b > a);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        ((a >> 16) - now_ms).abs() < 60_000,
+        "{a} is not a timestamp id"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,12 @@
 //! The `api` role: the HTTP router and its server.
 
+mod accounts;
 mod error;
 mod health;
+mod instance;
+mod oauth;
+pub mod pagination;
+pub mod params;
 
 use axum::Router;
 use fedi_config::ServerConfig;
@@ -15,6 +20,9 @@ pub use error::ApiError;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(oauth::routes())
+        .merge(accounts::routes())
+        .merge(instance::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -120,3 +120,80 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A fresh database with every migration applied (the same code `fedi-server migrate` runs).
+pub async fn migrated_database() -> String {
+    let url = fresh_database().await;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect to the fresh database");
+    fedi_server::migrate::MIGRATOR
+        .run(&mut conn)
+        .await
+        .expect("migrations apply");
+    url
+}
+
+/// A running `api` on a migrated database and the test Redis, with `env` added.
+pub async fn api_on_fresh_database(env: &[(&str, &str)]) -> (Server, String) {
+    let db = migrated_database().await;
+    let server = start_api_with(&db, &service_env("FEDI_TEST_REDIS_URL"), env).await;
+    (server, db)
+}
+
+/// A local, confirmed, approved user; returns `(account_id, user_id)`.
+pub async fn create_user(db: &str, username: &str, password: &str) -> (i64, i64) {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db)
+        .await
+        .unwrap();
+    let (account_id,): (i64,) =
+        sqlx::query_as("INSERT INTO accounts (username) VALUES ($1) RETURNING id")
+            .bind(username)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let hash = fedi_server::auth::credentials::hash_password(password).unwrap();
+    let (user_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO users (account_id, email, password_hash, confirmed_at) \
+         VALUES ($1, $2, $3, now()) RETURNING id",
+    )
+    .bind(account_id)
+    .bind(format!("{username}@test.example"))
+    .bind(hash)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    (account_id, user_id)
+}
+
+/// A bearer token with `scopes` for `user_id` (None: an application token), issued to a
+/// test application, without going through OAuth.
+pub async fn issue_token(db: &str, user_id: Option<i64>, scopes: &str) -> String {
+    use fedi_server::auth::credentials::{digest, new_secret};
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db)
+        .await
+        .unwrap();
+    let (app_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO oauth_applications (name, redirect_uris, scopes, client_id, client_secret_hash) \
+         VALUES ('test', ARRAY['urn:ietf:wg:oauth:2.0:oob'], 'read write follow push', $1, $2) \
+         RETURNING id",
+    )
+    .bind(new_secret())
+    .bind(digest(&new_secret()))
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let token = new_secret();
+    sqlx::query(
+        "INSERT INTO oauth_access_tokens (token_hash, application_id, user_id, scopes) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(digest(&token))
+    .bind(app_id)
+    .bind(user_id)
+    .bind(scopes)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    token
+}
