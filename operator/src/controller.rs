@@ -357,6 +357,10 @@ pub struct Settings {
     /// How often discovery is repeated to notice optional APIs (Gateway API) being
     /// installed or removed.
     pub rediscover_every: Duration,
+    /// Watch Secrets (metadata only) so that a fixed or created Secret is acted on at once;
+    /// off, such changes are seen at the next retry (a minute) or resync. Watching needs
+    /// list/watch on Secrets, which some clusters do not grant.
+    pub watch_secrets: bool,
 }
 
 impl Default for Settings {
@@ -364,6 +368,7 @@ impl Default for Settings {
         Self {
             scope: Scope::All,
             rediscover_every: Duration::from_secs(60),
+            watch_secrets: true,
         }
     }
 }
@@ -418,6 +423,7 @@ pub async fn run(
             health: &health,
             namespaces: &namespaces,
             capabilities,
+            watch_secrets: settings.watch_secrets,
         };
         watching.run(stop.boxed().shared()).await;
         if shutdown.peek().is_some() {
@@ -439,6 +445,7 @@ struct Watching<'a> {
     health: &'a Arc<Health>,
     namespaces: &'a [Option<String>],
     capabilities: Capabilities,
+    watch_secrets: bool,
 }
 
 impl Watching<'_> {
@@ -469,10 +476,12 @@ impl Watching<'_> {
                 .owns(scoped::<HorizontalPodAutoscaler>(client, ns), owned())
                 .owns(scoped::<PodDisruptionBudget>(client, ns), owned())
                 .owns(scoped::<NetworkPolicy>(client, ns), owned())
-                .owns(scoped::<Ingress>(client, ns), owned())
+                .owns(scoped::<Ingress>(client, ns), owned());
+            if self.watch_secrets {
                 // Metadata only: a change to a referenced Secret (created, keys edited) is
-                // picked up at once, and the operator never holds Secret values it does not need.
-                .watches_stream(
+                // picked up at once, and the operator never holds Secret values it does not
+                // need.
+                controller = controller.watches_stream(
                     watcher(
                         scoped::<PartialObjectMeta<Secret>>(client, ns),
                         watcher::Config::default(),
@@ -480,6 +489,7 @@ impl Watching<'_> {
                     .touched_objects(),
                     move |secret| referencing(&store, &secret),
                 );
+            }
             if self.capabilities.cloudnative_pg {
                 // By label, not owner: a retained Cluster has no owner reference. Its status
                 // is what DatabaseReady reports.

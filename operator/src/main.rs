@@ -40,6 +40,10 @@ struct Args {
     /// within this time, without a restart.
     #[arg(long, env = "FEDI_OPERATOR_DISCOVERY_INTERVAL", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     discovery_interval: u64,
+    /// Watch Secrets (metadata only, needs list/watch on Secrets) so that a created or fixed
+    /// Secret is acted on at once; off, it is noticed within a minute.
+    #[arg(long, env = "FEDI_OPERATOR_WATCH_SECRETS", default_value_t = true, action = clap::ArgAction::Set)]
+    watch_secrets: bool,
 }
 
 #[tokio::main]
@@ -107,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
             Scope::Namespaces(namespaces)
         },
         rediscover_every: Duration::from_secs(args.discovery_interval),
+        watch_secrets: args.watch_secrets,
     };
     if !args.leader_election {
         return controller::run(client, metrics, health, settings, signal).await;

@@ -461,6 +461,7 @@ impl Operator {
                             scope: fedi_operator::controller::Scope::All,
                             // Tests install the Gateway API CRDs and expect it noticed quickly.
                             rediscover_every: Duration::from_secs(2),
+                            watch_secrets: true,
                         },
                         std::future::pending::<()>(),
                     )
