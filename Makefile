@@ -74,8 +74,8 @@ cluster-down: ## Stop the local control plane
 	tests/e2e/cluster/down.sh
 
 .PHONY: images
-images: ## Container images (needs a container engine; arrives with the install issue)
-	@echo "make images: not implemented yet (Dockerfiles arrive with the install-and-ship issue)" >&2; exit 3
+images: ## Container images of fedi-server and fedi-operator (needs docker, podman or nerdctl)
+	images/build.sh
 
 .PHONY: bench
 bench: ## Benchmarks (arrive with the benchmarks issue)
