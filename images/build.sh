@@ -12,6 +12,9 @@ done
 [[ -n "$engine" ]] || die "no container engine (docker, podman or nerdctl) on this machine: \
 images are built where one exists; everything else (make test, make dev) needs none"
 
+"$engine" info >/dev/null 2>&1 || die "$engine is installed but cannot reach its daemon or \
+runtime ($engine info fails): start it, or build the images on a machine where it runs"
+
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 registry="${IMAGE_REGISTRY:-ghcr.io/fedi-dev}"
 for target in fedi-server fedi-operator; do
