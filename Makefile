@@ -39,6 +39,7 @@ deny: ## Licences, bans and sources of every dependency (and advisories when rea
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --quiet --locked --bin crdgen > crds/fediinstances.yaml
 	cp crds/fediinstances.yaml charts/fedi-operator/crds/
+	$(CARGO) run --quiet --locked --bin crdgen -- --reference > docs/reference/fediinstance.md
 
 .PHONY: crds-check
 crds-check: ## Fail if crds/ differs from what the code generates

@@ -13,6 +13,11 @@ for copy in crds/fediinstances.yaml charts/fedi-operator/crds/fediinstances.yaml
         status=1
     fi
 done
+cargo run --quiet --locked --bin crdgen -- --reference >"$generated"
+if ! diff -u docs/reference/fediinstance.md "$generated" >/dev/null; then
+    echo "error: docs/reference/fediinstance.md is out of date: run 'make crds' and commit it" >&2
+    status=1
+fi
 # The chart ships the operator of the same release.
 workspace=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 app=$(sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/fedi-operator/Chart.yaml)

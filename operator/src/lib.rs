@@ -18,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod object_storage;
 pub mod redis_cluster;
+pub mod reference;
 pub mod status;
 pub mod telemetry;
 
