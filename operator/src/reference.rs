@@ -16,12 +16,20 @@ pub fn markdown(crd: &CustomResourceDefinition) -> String {
          | Field | Type | Default | Description |\n|---|---|---|---|\n",
         kind = spec.names.kind,
         group = spec.group,
-        version = spec.versions.first().map(|v| v.name.as_str()).unwrap_or("?"),
+        version = spec
+            .versions
+            .first()
+            .map(|v| v.name.as_str())
+            .unwrap_or("?"),
         short = spec
             .names
             .short_names
             .as_ref()
-            .map(|s| s.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+            .map(|s| s
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "))
             .unwrap_or_else(|| "none".into()),
     );
     let schema = spec
@@ -91,7 +99,12 @@ fn rows(out: &mut String, path: &str, schema: &JSONSchemaProps, required: bool) 
     let required_children: Vec<&String> = schema.required.iter().flatten().collect();
     if let Some(props) = &schema.properties {
         for (name, child) in props {
-            rows(out, &format!("{path}.{name}"), child, required_children.contains(&name));
+            rows(
+                out,
+                &format!("{path}.{name}"),
+                child,
+                required_children.contains(&name),
+            );
         }
     }
     if let Some(JSONSchemaPropsOrArray::Schema(items)) = &schema.items
@@ -99,7 +112,12 @@ fn rows(out: &mut String, path: &str, schema: &JSONSchemaProps, required: bool) 
     {
         let required_items: Vec<&String> = items.required.iter().flatten().collect();
         for (name, child) in items.properties.iter().flatten() {
-            rows(out, &format!("{path}[].{name}"), child, required_items.contains(&name));
+            rows(
+                out,
+                &format!("{path}[].{name}"),
+                child,
+                required_items.contains(&name),
+            );
         }
     }
 }
