@@ -22,6 +22,9 @@ pub enum ApiError {
     /// Bad input, naming the field: Mastodon's "Validation failed: ..." form.
     #[error("Validation failed: {0}")]
     Validation(String),
+    /// A 422 with Mastodon's own message, which is not a field validation.
+    #[error("{0}")]
+    Unprocessable(String),
     /// A request that cannot be read at all (malformed body, wrong content type).
     #[error("{0}")]
     BadRequest(String),
@@ -45,7 +48,9 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::OutOfScope | ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::Unprocessable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::OAuth { status, .. } => *status,

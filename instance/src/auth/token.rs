@@ -41,7 +41,7 @@ impl Auth {
     /// The signed-in user: an application's own token cannot act as one.
     pub fn user(&self) -> Result<&AuthUser, ApiError> {
         self.user.as_ref().ok_or_else(|| {
-            ApiError::Validation("This method requires an authenticated user".into())
+            ApiError::Unprocessable("This method requires an authenticated user".into())
         })
     }
 }
