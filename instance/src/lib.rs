@@ -1,10 +1,12 @@
 //! The roles of `fedi-server`, as a library so that integration tests can reach inside the
 //! process (which pool served a query) where the HTTP boundary cannot tell.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod db;
 pub mod migrate;
 mod shutdown;
 pub mod state;
+pub mod storage;
 pub mod telemetry;

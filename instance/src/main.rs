@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fedi_config::ServerConfig;
-use fedi_server::{api, migrate, telemetry};
+use fedi_server::{admin, api, migrate, telemetry};
 use tracing::{error, warn};
 
 /// A Mastodon-compatible fediverse server.
@@ -15,7 +15,7 @@ struct Cli {
     role: Role,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 enum Role {
     /// Serve the Mastodon REST API, OAuth2 and ActivityPub over HTTP.
     Api,
@@ -26,7 +26,8 @@ enum Role {
     /// Apply pending database migrations to the primary, then exit.
     Migrate,
     /// Administration tasks (accounts, jobs, domains).
-    Admin,
+    #[command(subcommand)]
+    Admin(admin::Command),
     /// Every implemented role in one process, for development.
     All,
 }
@@ -37,7 +38,7 @@ const EXIT_NOT_IMPLEMENTED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(issue) = not_implemented(cli.role) {
+    if let Some(issue) = not_implemented(&cli.role) {
         eprintln!(
             "fedi-server {}: not implemented yet ({issue}); nothing was started",
             format!("{:?}", cli.role).to_lowercase()
@@ -51,8 +52,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if let Role::Admin(command) = cli.role {
+        // No log subscriber: the log writes to stdout, which admin keeps for the one
+        // generated password; admin reports on stderr itself.
+        return match runtime.block_on(admin::run(&config, command)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fedi-server admin: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    telemetry::init(config.log_format);
     match runtime.block_on(run(cli.role, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -63,11 +75,10 @@ fn main() -> ExitCode {
 }
 
 /// Which issue delivers a role that does not exist yet.
-fn not_implemented(role: Role) -> Option<&'static str> {
+fn not_implemented(role: &Role) -> Option<&'static str> {
     match role {
         Role::Streamer | Role::Worker => Some("the worker and streamer issue"),
-        Role::Admin => Some("the admin commands arrive with the server API and worker issues"),
-        Role::Api | Role::Migrate | Role::All => None,
+        Role::Api | Role::Migrate | Role::Admin(_) | Role::All => None,
     }
 }
 
@@ -78,7 +89,7 @@ async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
         Role::All => {
             let missing: Vec<_> = [Role::Streamer, Role::Worker]
                 .into_iter()
-                .filter(|r| not_implemented(*r).is_some())
+                .filter(|r| not_implemented(r).is_some())
                 .map(|r| format!("{r:?}").to_lowercase())
                 .collect();
             if !missing.is_empty() {
@@ -90,6 +101,6 @@ async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
             migrate::run(&config).await?;
             api::serve(config).await
         }
-        Role::Streamer | Role::Worker | Role::Admin => unreachable!("refused in main"),
+        Role::Streamer | Role::Worker | Role::Admin(_) => unreachable!("handled in main"),
     }
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub db: Database,
     pub redis: std::sync::Arc<Redis>,
     pub config: std::sync::Arc<ServerConfig>,
+    /// The media bucket, when one is configured.
+    pub storage: Option<std::sync::Arc<crate::storage::Storage>>,
 }
 
 impl AppState {
@@ -27,6 +29,10 @@ impl AppState {
             db: Database::connect_lazy(&config.database)?,
             redis: std::sync::Arc::new(Redis::new(config)?),
             config: std::sync::Arc::new(config.clone()),
+            storage: config
+                .storage
+                .as_ref()
+                .map(|s| std::sync::Arc::new(crate::storage::Storage::new(s))),
         })
     }
 
@@ -107,7 +113,25 @@ impl Redis {
                     .get_or_try_init(|| client.get_async_connection())
                     .await?
                     .clone();
-                cmd.query_async::<String>(&mut c).await.map(drop)
+                cmd.query_async::<String>(&mut c).await?;
+                // PING alone stays green with a master dead: redis 1.8 sends it to the
+                // masters it still has a connection to and skips the others, while the
+                // cluster answers CLUSTERDOWN to every keyed command until a replica takes
+                // over, or forever if none can (tests/redis_failover.rs). The cluster's own
+                // verdict covers that.
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut c)
+                    .await?;
+                if info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                    Ok(())
+                } else {
+                    Err((
+                        redis::ErrorKind::Server(redis::ServerErrorKind::ClusterDown),
+                        "cluster_state is not ok",
+                    )
+                        .into())
+                }
             }
         }
     }

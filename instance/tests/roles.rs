@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[test]
 fn unimplemented_roles_refuse_to_start() {
-    for role in ["streamer", "worker", "admin"] {
+    for role in ["streamer", "worker"] {
         let out = server_command("postgres://unused", "redis://unused")
             .arg(role)
             .output()
@@ -155,4 +155,40 @@ async fn a_separate_redis_password_reaches_redis() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn browsers_may_call_the_api_from_other_origins_and_trailing_slashes_are_ignored() {
+    let (server, _db) = api_on_fresh_database(&[]).await;
+    let client = reqwest::Client::new();
+    let preflight = client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/accounts/verify_credentials", server.base_url),
+        )
+        .header("Origin", "https://elk.zone")
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let page = client
+        .get(format!("{}/api/v1/instance", server.base_url))
+        .header("Origin", "https://phanpy.social")
+        .send()
+        .await
+        .unwrap();
+    let exposed = page.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("link"), "{exposed}");
+    for path in ["/health/", "/api/v1/instance/"] {
+        let r = reqwest::get(format!("{}{path}", server.base_url))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
 }

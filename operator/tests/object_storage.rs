@@ -197,12 +197,24 @@ async fn ensure_prepares_a_new_bucket() {
     assert_eq!(methods, ["GET", "HEAD"]);
 
     // Lifecycle: the cache expires, stale uploads are aborted.
-    let lifecycle = s3
-        .get_bucket_lifecycle_configuration()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    // SeaweedFS stores the lifecycle through its filer: a read right after the write may not
+    // see it yet.
+    let mut attempts = 0;
+    let lifecycle = loop {
+        match s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(&bucket)
+            .send()
+            .await
+        {
+            Ok(l) => break l,
+            Err(_) if attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("lifecycle configuration: {e:?}"),
+        }
+    };
     let rules = lifecycle.rules();
     assert_eq!(rules.len(), 2, "{rules:?}");
     let expire = rules

@@ -31,6 +31,10 @@ pub struct ServerConfig {
     pub smtp: Option<SmtpConfig>,
     pub search: Option<SearchConfig>,
     pub log_format: LogFormat,
+    /// Signs session cookies (keys for each purpose are derived from it). The operator
+    /// always sets it; a process without it uses a random key of its own, so sessions do
+    /// not survive a restart nor move between replicas.
+    pub secret_key_base: Option<Secret>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +116,8 @@ pub enum ConfigError {
 const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
 const DEFAULT_DB_MAX_CONNECTIONS: u32 = 10;
 const DEFAULT_DB_REPLICA_MAX_LAG: Duration = Duration::from_secs(10);
+/// 128 random bits written as hex, at the least; the operator generates 64 bytes.
+const MIN_SECRET_KEY_BASE_LEN: usize = 32;
 
 impl ServerConfig {
     /// Reads the configuration from the process environment.
@@ -195,6 +201,17 @@ impl ServerConfig {
             smtp,
             search,
             log_format: r.parsed(vars::LOG_FORMAT, str::parse)?.unwrap_or_default(),
+            secret_key_base: match r.opt(vars::SECRET_KEY_BASE) {
+                Some(key) if key.trim().len() < MIN_SECRET_KEY_BASE_LEN => {
+                    return Err(r.invalid(
+                        vars::SECRET_KEY_BASE,
+                        format!(
+                            "must be at least {MIN_SECRET_KEY_BASE_LEN} characters of random data"
+                        ),
+                    ));
+                }
+                key => key.map(|k| Secret::new(k.trim())),
+            },
         })
     }
 
@@ -283,6 +300,9 @@ impl ServerConfig {
         }
         if let Some(p) = self.smtp.as_ref().and_then(|m| m.password.as_ref()) {
             secret(vars::SMTP_PASSWORD, p);
+        }
+        if let Some(k) = &self.secret_key_base {
+            secret(vars::SECRET_KEY_BASE, k);
         }
         out
     }
@@ -379,6 +399,7 @@ mod tests {
                 password: Some(Secret::new("search-pass")),
             }),
             log_format: LogFormat::Json,
+            secret_key_base: Some(Secret::new("9f".repeat(64))),
         }
     }
 
@@ -421,7 +442,8 @@ mod tests {
                 vars::S3_ACCESS_KEY_ID,
                 vars::S3_SECRET_ACCESS_KEY,
                 vars::SEARCH_PASSWORD,
-                vars::SMTP_PASSWORD
+                vars::SMTP_PASSWORD,
+                vars::SECRET_KEY_BASE
             ]
         );
         for e in &rendered {
@@ -463,6 +485,7 @@ mod tests {
             (vars::S3_PATH_STYLE, "maybe", "true/false"),
             (vars::DOMAIN, "https://example.org/", "bare host name"),
             (vars::DOMAIN, "Example.ORG.", "lower case"),
+            (vars::SECRET_KEY_BASE, "short", "at least 32 characters"),
         ];
         for (var, value, expected) in cases {
             let mut env = full().render_map();

@@ -1,6 +1,7 @@
 //! The `api` role: the HTTP router and its server.
 
 mod accounts;
+pub mod entities;
 mod error;
 mod health;
 mod instance;
@@ -24,8 +25,46 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::routes())
         .merge(instance::routes())
         .fallback(|| async { ApiError::NotFound })
-        .layer(TraceLayer::new_for_http())
+        .layer(cors())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// Browser clients (Elk, Phanpy) call the API from their own origins with a bearer token,
+/// never with cookies: any origin may, as on Mastodon, and they may read the pagination and
+/// rate-limit headers.
+fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_headers(Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .expose_headers([
+            HeaderName::from_static("link"),
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderName::from_static("x-ratelimit-reset"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(std::time::Duration::from_secs(86400))
+}
+
+/// The span of a request: method and path only. Query strings can carry credentials
+/// (`access_token`, confirmation tokens) and must never reach a log.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }
 
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
@@ -34,8 +73,14 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     info!(addr = %config.listen, domain = %config.domain, "api listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(crate::shutdown::signal())
-        .await?;
+    // `/api/v1/instance/` and `/oauth/authorize/` work as without the slash (toot and
+    // Mastodon.py ask for some URLs so): the path is normalised before routing.
+    let app = tower_http::normalize_path::NormalizePath::trim_trailing_slash(router(state));
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(crate::shutdown::signal())
+    .await?;
     Ok(())
 }
