@@ -429,8 +429,10 @@ EOF
         #  -master.peers=none: single-master mode; on restart the master resumes as
         #     raft leader at once instead of after an election timeout (~17s)
         #  -s3.port.iceberg=0 -s3.port.lance=0: no extra catalog listeners
-        #  -master.volumeSizeLimitMB=64 -volume.max=0: many small volumes, so many
-        #     buckets fit (each bucket is a collection with its own volumes)
+        #  -master.volumeSizeLimitMB=16 -volume.max=0: many small volumes, so many
+        #     buckets fit (each bucket is a collection with its own volumes; the
+        #     volume count is free disk / size limit, and tests make a bucket each:
+        #     with 64 MB and a nearly full disk, buckets ran out in CI)
         #  WEED_MASTER_VOLUME_GROWTH_COPY_1=1: grow one volume per collection at a
         #     time instead of 7 (what `weed mini` does for the same reason)
         #  -s3.autoCreateBucket=false: a PUT to a missing bucket fails like on AWS
@@ -440,7 +442,7 @@ EOF
             env HOME="$S3_DIR" WEED_MASTER_VOLUME_GROWTH_COPY_1=1 "$weed" server \
             -ip="$BIND_IP" -ip.bind="$BIND_IP" \
             -dir="$S3_DIR/data" -master.dir="$S3_DIR/master" \
-            -master.port="$SWFS_MASTER_PORT" -master.peers=none -master.volumeSizeLimitMB=64 -master.telemetry=false \
+            -master.port="$SWFS_MASTER_PORT" -master.peers=none -master.volumeSizeLimitMB=16 -master.telemetry=false \
             -volume.port="$SWFS_VOLUME_PORT" -volume.max=0 -volume.preStopSeconds=0 \
             -filer -filer.port="$SWFS_FILER_PORT" -filer.localSocket="$S3_DIR/filer.sock" \
             -s3 -s3.port="$S3_PORT" -s3.config="$S3_DIR/s3.json" -s3.localSocket="$S3_DIR/s3.sock" \
