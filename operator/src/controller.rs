@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -26,6 +27,7 @@ use crate::capabilities::Capabilities;
 use crate::crd::{FediInstance, FediInstanceStatus};
 use crate::health::Health;
 use crate::metrics::Metrics;
+use crate::migrations::{self, Migration};
 use crate::{Error, Result, dependencies, dereference, finalizer, status};
 
 /// How often an instance is reconciled without any change, to catch what watches miss.
@@ -170,6 +172,30 @@ async fn pipeline(
         )
         .await;
     }
+    // Then the schema of the wanted image; the Deployments roll only onto a migrated one.
+    let migration = if report.all_ready() {
+        let (migration, applied) =
+            migrations::ensure(&ctx.client, fedi, namespace, &ctx.defaults).await?;
+        if let Some(applied) = applied.filter(|a| a.outcome == Outcome::Created) {
+            let resource = &applied.child.resource;
+            ctx.child_changed(fedi, "Created", resource, namespace, &applied.child.name())
+                .await;
+        }
+        if let Migration::Failed { message, .. } = &migration {
+            ctx.event(
+                fedi,
+                EventType::Warning,
+                "MigrationFailed",
+                message.clone(),
+                None,
+            )
+            .await;
+        }
+        Some(migration)
+    } else {
+        None
+    };
+    let roll = migration.as_ref().is_some_and(Migration::done);
     let deployments_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
     let mut deployments = Vec::new();
     for child in workloads {
@@ -179,7 +205,7 @@ async fn pipeline(
             .get("app.kubernetes.io/component")
             .cloned()
             .unwrap_or_default();
-        let live = if report.all_ready() {
+        let live = if roll {
             let applied = apply_child(fedi, ctx, namespace, child).await?;
             Some(
                 serde_json::from_value(serde_json::to_value(&applied).map_err(Error::Serialize)?)
@@ -225,6 +251,7 @@ async fn pipeline(
         &observed,
         &version,
         &report,
+        migration.as_ref(),
         Timestamp::now(),
     ))
 }
@@ -470,6 +497,7 @@ impl Watching<'_> {
             let mut controller = controller
                 .owns(scoped::<Deployment>(client, ns), owned())
                 .owns(scoped::<StatefulSet>(client, ns), owned())
+                .owns(scoped::<Job>(client, ns), owned())
                 .owns(scoped::<Service>(client, ns), owned())
                 .owns(scoped::<ConfigMap>(client, ns), owned())
                 .owns(scoped::<ServiceAccount>(client, ns), owned())

@@ -16,6 +16,7 @@ pub mod health;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod migrations;
 pub mod object_storage;
 pub mod redis_cluster;
 pub mod reference;

@@ -7,10 +7,12 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::crd::{ComponentStatus, FediInstance, FediInstanceStatus};
 use crate::dependencies::Report;
+use crate::migrations::Migration;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+pub const MIGRATED: &str = "Migrated";
 
 /// A workload's Deployment as last seen, under its component name (`api`, `worker-default`).
 pub struct Observed<'a> {
@@ -24,6 +26,7 @@ pub fn desired(
     workloads: &[Observed],
     version: &str,
     dependencies: &Report,
+    migration: Option<&Migration>,
     now: Timestamp,
 ) -> FediInstanceStatus {
     let generation = fedi.metadata.generation;
@@ -62,6 +65,15 @@ pub fn desired(
                 dependencies.waiting_for().join(", ")
             ),
         )
+    } else if let Some(Migration::Running { job, image }) = migration {
+        c.make(
+            READY,
+            false,
+            "Migrating",
+            &format!("Job {job} is migrating the schema for {image}; the rollout follows."),
+        )
+    } else if let Some(Migration::Failed { message, .. }) = migration {
+        c.make(READY, false, "MigrationFailed", message)
     } else if unready.is_empty() && rolling.is_empty() {
         c.make(
             READY,
@@ -110,12 +122,41 @@ pub fn desired(
     for (type_, r) in dependencies.conditions() {
         conditions.push(c.make(type_, r.ready, &r.reason, &r.message));
     }
+    conditions.push(match migration {
+        None => c.make(
+            MIGRATED,
+            false,
+            "WaitingForDependencies",
+            "Migrations run once the dependencies are ready.",
+        ),
+        Some(Migration::Done { image }) => c.make(
+            MIGRATED,
+            true,
+            "Migrated",
+            &format!("The schema is ready for {image}."),
+        ),
+        Some(Migration::Running { job, .. }) => c.make(
+            MIGRATED,
+            false,
+            "Migrating",
+            &format!("Job {job} is running the migrations."),
+        ),
+        Some(Migration::Failed { message, .. }) => {
+            c.make(MIGRATED, false, "MigrationFailed", message)
+        }
+    });
+    let migrated_image = match migration {
+        Some(Migration::Done { image }) => Some(image.clone()),
+        // Until a newer image is migrated, the last one stays the schema's.
+        _ => fedi.status.as_ref().and_then(|s| s.migrated_image.clone()),
+    };
     FediInstanceStatus {
         observed_generation: generation,
         conditions,
         components,
         version: available.then(|| version.to_string()),
         url: Some(format!("https://{}", fedi.spec.domain)),
+        migrated_image,
     }
 }
 
@@ -259,6 +300,7 @@ mod tests {
                 &observed,
                 "0.1.0",
                 &all_ready(),
+                Some(&migrated()),
                 Timestamp::UNIX_EPOCH,
             );
             assert_eq!(reason(&s, READY), (ready.0.into(), ready.1.into()));
@@ -269,6 +311,58 @@ mod tests {
             assert_eq!(s.version.is_some(), ready.0 == "True");
             assert_eq!(s.observed_generation, Some(1));
         }
+    }
+
+    fn migrated() -> Migration {
+        Migration::Done {
+            image: "img:0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn the_rollout_waits_for_the_migration_and_the_last_migrated_image_is_kept() {
+        let mut fedi = minimal();
+        let running = Migration::Running {
+            job: "social-migrate-1".into(),
+            image: "img:0.2.0".into(),
+        };
+        fedi.status = Some(desired(
+            &fedi,
+            &[],
+            "0.1.0",
+            &all_ready(),
+            Some(&migrated()),
+            Timestamp::UNIX_EPOCH,
+        ));
+        let s = desired(
+            &fedi,
+            &[],
+            "0.1.0",
+            &all_ready(),
+            Some(&running),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(reason(&s, READY), ("False".into(), "Migrating".into()));
+        assert_eq!(reason(&s, MIGRATED), ("False".into(), "Migrating".into()));
+        assert_eq!(s.migrated_image.as_deref(), Some("img:0.1.0"));
+        let failed = Migration::Failed {
+            job: "social-migrate-1".into(),
+            image: "img:0.2.0".into(),
+            message: "Job social-migrate-1 failed".into(),
+        };
+        let s = desired(
+            &fedi,
+            &[],
+            "0.1.0",
+            &all_ready(),
+            Some(&failed),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            reason(&s, READY),
+            ("False".into(), "MigrationFailed".into())
+        );
+        assert_eq!(s.migrated_image.as_deref(), Some("img:0.1.0"));
     }
 
     fn all_ready() -> Report {
@@ -288,7 +382,7 @@ mod tests {
         let mut report = all_ready();
         report.database =
             crate::dependencies::Readiness::waiting("CloudNativePGNotInstalled", "install it");
-        let s = desired(&fedi, &[], "0.1.0", &report, Timestamp::UNIX_EPOCH);
+        let s = desired(&fedi, &[], "0.1.0", &report, None, Timestamp::UNIX_EPOCH);
         let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert_eq!(ready.reason, "WaitingForDependencies");
         assert!(
@@ -312,7 +406,14 @@ mod tests {
     fn a_suspended_instance_says_so() {
         let mut fedi = minimal();
         fedi.spec.suspend = true;
-        let s = desired(&fedi, &[], "0.1.0", &all_ready(), Timestamp::UNIX_EPOCH);
+        let s = desired(
+            &fedi,
+            &[],
+            "0.1.0",
+            &all_ready(),
+            Some(&migrated()),
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(reason(&s, READY), ("False".into(), "Suspended".into()));
     }
 
@@ -329,12 +430,20 @@ mod tests {
             &observed,
             "0.1.0",
             &all_ready(),
+            Some(&migrated()),
             Timestamp::UNIX_EPOCH,
         );
         fedi.status = Some(first.clone());
         let later = Timestamp::from_second(1_000_000).unwrap();
         assert_eq!(
-            desired(&fedi, &observed, "0.1.0", &all_ready(), later),
+            desired(
+                &fedi,
+                &observed,
+                "0.1.0",
+                &all_ready(),
+                Some(&migrated()),
+                later
+            ),
             first
         );
     }
@@ -351,6 +460,7 @@ mod tests {
             }],
             "0.1.0",
             &all_ready(),
+            Some(&migrated()),
             Timestamp::UNIX_EPOCH,
         ));
         let s = failed(

@@ -36,6 +36,11 @@ ClusterRole (every namespace) or by one Role per watched namespace.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The schema migration Job of each server version, run before the rollout; watched for
+# its outcome, removed with the instance (TTL cleans up old ones).
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["services", "configmaps", "serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

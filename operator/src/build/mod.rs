@@ -9,6 +9,7 @@ mod hpa;
 mod http_route;
 mod ingress;
 mod keys_secret;
+pub mod migration_job;
 mod network_policy;
 mod object_store;
 mod pdb;
@@ -126,6 +127,21 @@ pub fn children(fedi: &FediInstance, defaults: &Defaults) -> Result<Vec<Child>, 
     }
     out.extend(http_route::build(&ctx));
     Ok(out)
+}
+
+/// The migration Job for the image the spec asks for, and that image.
+pub fn migration(fedi: &FediInstance, defaults: &Defaults) -> Result<(Child, String), BuildError> {
+    let ctx = Ctx::new(fedi, defaults)?;
+    let checksum = config_map::checksum(&config_map::build(&ctx));
+    let job = migration_job::build(&ctx, &checksum);
+    let image = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    Ok((Child::new(&job), image))
 }
 
 /// What every builder needs: the instance, its identity and the defaults.

@@ -154,6 +154,9 @@ pub struct FediInstanceStatus {
     /// Where the instance is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The server image whose schema migrations have completed: the Deployments may run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrated_image: Option<String>,
 }
 
 /// Pods of one workload (`api`, `streamer`, `worker-<pool>`).

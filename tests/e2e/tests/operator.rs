@@ -390,3 +390,79 @@ async fn a_missing_existing_secret_is_reported_until_it_appears() {
         "no generated keys beside the user's"
     );
 }
+
+#[tokio::test]
+async fn an_upgrade_migrates_the_schema_before_the_rollout() {
+    let client = client().await;
+    let (ns, api) = ready_instance(&client, "upgrade").await;
+    let jobs = ns.api::<k8s_openapi::api::batch::v1::Job>();
+    let first = api.get("minimal").await.unwrap();
+    let old_image = first
+        .status
+        .as_ref()
+        .unwrap()
+        .migrated_image
+        .clone()
+        .unwrap();
+    assert!(old_image.ends_with(":0.1.0"), "{old_image}");
+    let first_job = fedi_operator::build::migration_job::name("minimal", &old_image);
+    assert!(jobs.get_opt(&first_job).await.unwrap().is_some());
+
+    merge_patch(&api, "minimal", json!({"spec": {"version": "0.2.0"}})).await;
+    let deployments = ns.api::<Deployment>();
+    let image_of = |d: &Deployment| {
+        d.spec.template.spec.as_ref().unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap_or_default()
+    };
+    let rolled = await_until(TIMEOUT, "the api Deployment on 0.2.0", || async {
+        let d = deployments.get("minimal-api").await.ok()?;
+        image_of(&d).ends_with(":0.2.0").then_some(d)
+    })
+    .await
+    .unwrap();
+    // By the time the Deployment changed, the new image's migration Job had completed.
+    let new_image = image_of(&rolled);
+    let job = jobs
+        .get(&fedi_operator::build::migration_job::name(
+            "minimal", &new_image,
+        ))
+        .await
+        .unwrap();
+    let status = job.status.unwrap_or_default();
+    assert!(status.succeeded.unwrap_or(0) >= 1, "{status:?}");
+    // And it had completed before the operator applied the new Deployment (both to the
+    // second, as the API server records them).
+    let completed = status.completion_time.expect("a completion time").0;
+    let applied = rolled
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some("fedi-operator"))
+        .filter_map(|m| m.time.as_ref().map(|t| t.0))
+        .max()
+        .expect("the operator's apply time");
+    assert!(
+        completed <= applied,
+        "migrated at {completed}, rolled out at {applied}"
+    );
+    let f = await_instance(&api, "minimal", TIMEOUT, "Ready at 2", ready_at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.status.unwrap().migrated_image.as_deref(),
+        Some(new_image.as_str())
+    );
+    assert_eq!(f.metadata.generation, Some(2));
+    let migrated = f_condition(&api, "Migrated").await;
+    assert_eq!(migrated, ("True".to_string(), "Migrated".to_string()));
+}
+
+async fn f_condition(api: &Api<FediInstance>, type_: &str) -> (String, String) {
+    let f = api.get("minimal").await.unwrap();
+    f.condition(type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+        .unwrap_or_default()
+}
