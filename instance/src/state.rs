@@ -96,6 +96,60 @@ impl Redis {
         })
     }
 
+    /// Runs one single-key command (so a cluster routes it by that key), connecting first
+    /// if needed.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        match self {
+            Redis::Standalone { client, conn } => {
+                let mut c = conn
+                    .get_or_try_init(|| ConnectionManager::new(client.clone()))
+                    .await?
+                    .clone();
+                cmd.query_async(&mut c).await
+            }
+            Redis::Cluster { client, conn } => {
+                let mut c = conn
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await?
+                    .clone();
+                cmd.query_async(&mut c).await
+            }
+        }
+    }
+
+    /// `SET key value EX ttl`, with `NX` when `only_if_absent`: whether the key was set
+    /// (false: `NX` and the key existed). Idempotency keys and other "first one wins"
+    /// markers are built on it.
+    pub async fn set_ex(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: std::time::Duration,
+        only_if_absent: bool,
+    ) -> redis::RedisResult<bool> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(value).arg("EX").arg(ttl.as_secs().max(1));
+        if only_if_absent {
+            cmd.arg("NX");
+        }
+        // "OK" when set, nil when NX found the key.
+        Ok(self.query::<Option<String>>(&cmd).await?.is_some())
+    }
+
+    /// `GET key`.
+    pub async fn get(&self, key: &str) -> redis::RedisResult<Option<String>> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(key);
+        self.query(&cmd).await
+    }
+
+    /// `DEL key` (one key: in a cluster, several could live on different nodes).
+    pub async fn del(&self, key: &str) -> redis::RedisResult<()> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(key);
+        self.query::<i64>(&cmd).await.map(drop)
+    }
+
     /// PING, connecting first if needed. Both connection types reconnect by themselves
     /// once established.
     pub async fn ping(&self) -> redis::RedisResult<()> {

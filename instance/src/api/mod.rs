@@ -5,9 +5,11 @@ pub mod entities;
 mod error;
 mod health;
 mod instance;
+mod media;
 mod oauth;
 pub mod pagination;
 pub mod params;
+mod statuses;
 
 use axum::Router;
 use fedi_config::ServerConfig;
@@ -24,6 +26,8 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(accounts::routes())
         .merge(instance::routes())
+        .merge(statuses::routes())
+        .merge(media::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(cors())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -19,7 +19,9 @@ macro_rules! account_columns {
          a.avatar_key, a.header_key, a.fields, a.created_at, \
          (SELECT count(*) FROM follows f WHERE f.target_account_id = a.id) AS followers_count, \
          (SELECT count(*) FROM follows f WHERE f.account_id = a.id) AS following_count, \
-         0::bigint AS statuses_count"
+         (SELECT count(*) FROM statuses s WHERE s.account_id = a.id) AS statuses_count, \
+         (SELECT s.created_at FROM statuses s WHERE s.account_id = a.id \
+          ORDER BY s.id DESC LIMIT 1) AS last_status_at"
     };
 }
 pub(crate) use account_columns;
@@ -48,6 +50,7 @@ pub struct AccountRow {
     pub followers_count: i64,
     pub following_count: i64,
     pub statuses_count: i64,
+    pub last_status_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -134,7 +137,8 @@ pub fn account_json(row: &AccountRow, state: &AppState) -> Account {
         followers_count: row.followers_count,
         following_count: row.following_count,
         statuses_count: row.statuses_count,
-        last_status_at: None,
+        // A day only, as Mastodon gives it: when exactly someone last posted is not shown.
+        last_status_at: row.last_status_at.map(|t| t.format("%Y-%m-%d").to_string()),
         emojis: Vec::new(),
         roles: Vec::new(),
         fields: row

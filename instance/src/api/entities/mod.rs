@@ -2,7 +2,9 @@
 
 pub mod account;
 pub mod html;
+pub mod media_attachment;
 pub mod relationship;
+pub mod status;
 pub mod token;
 
 pub use account::{

@@ -72,7 +72,6 @@ pub mod limits {
         "image/png",
         "image/gif",
         "image/webp",
-        "image/avif",
         "video/mp4",
         "video/webm",
         "video/quicktime",
