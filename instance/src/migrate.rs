@@ -14,10 +14,16 @@ pub async fn run(config: &ServerConfig) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the primary database: {e}"))?;
     let before = applied(&mut conn).await?;
-    MIGRATOR
-        .run(&mut conn)
-        .await
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    MIGRATOR.run(&mut conn).await.map_err(|e| match e {
+        // The database knows a migration this binary does not: a newer version ran here.
+        // Running older code on a newer schema is refused rather than guessed at.
+        sqlx::migrate::MigrateError::VersionMissing(version) => anyhow::anyhow!(
+            "refusing to downgrade: the database's schema is newer than this server \
+             version (migration {version} was applied by a later release); run that release \
+             or newer"
+        ),
+        other => anyhow::anyhow!("migration failed: {other}"),
+    })?;
     let after = applied(&mut conn).await?;
     info!(
         applied = after - before,

@@ -107,3 +107,29 @@ async fn a_separate_password_is_used_instead_of_the_one_in_the_url() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_schema_newer_than_the_binary_is_refused_as_a_downgrade() {
+    let db = migrated_database().await;
+    let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+    // What a later release would have recorded.
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (29991231000000, 'from the future', true, '\\x00', 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let out = server_command(&db, "redis://unused")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("refusing to downgrade"), "{all}");
+    assert!(all.contains("29991231000000"), "{all}");
+}
