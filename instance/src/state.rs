@@ -150,6 +150,88 @@ impl Redis {
         self.query::<i64>(&cmd).await.map(drop)
     }
 
+    /// Adds `ids` to the sorted set `key`, each scored by itself, then keeps the `cap`
+    /// highest. With `only_if_exists`, a missing key stays missing: a feed that was never
+    /// built (or was evicted) must be rebuilt whole, not started from one entry that would
+    /// hide the rest. One key, one script: atomic, and routed by that key in a cluster.
+    /// Whether the set was written.
+    pub async fn zadd_capped(
+        &self,
+        key: &str,
+        ids: &[i64],
+        cap: usize,
+        only_if_exists: bool,
+    ) -> redis::RedisResult<bool> {
+        const SCRIPT: &str = "\
+            if ARGV[2] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+            for i = 3, #ARGV do redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i]) end \
+            redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1)) \
+            return 1";
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(SCRIPT)
+            .arg(1)
+            .arg(key)
+            .arg(cap)
+            .arg(if only_if_exists { "1" } else { "0" });
+        for id in ids {
+            cmd.arg(id);
+        }
+        Ok(self.query::<i64>(&cmd).await? == 1)
+    }
+
+    /// Members of the sorted set `key` (numbers) with scores within `[low, high]`, at most
+    /// `count`, highest first unless `ascending`. Bounds are inclusive on purpose: scores are
+    /// doubles, exact only up to 2^53, so callers compare the (exact) members themselves.
+    pub async fn zrange_by_score(
+        &self,
+        key: &str,
+        low: Option<i64>,
+        high: Option<i64>,
+        count: usize,
+        ascending: bool,
+    ) -> redis::RedisResult<Vec<i64>> {
+        let low = low.map_or("-inf".to_string(), |v| v.to_string());
+        let high = high.map_or("+inf".to_string(), |v| v.to_string());
+        let mut cmd = if ascending {
+            let mut c = redis::cmd("ZRANGEBYSCORE");
+            c.arg(key).arg(low).arg(high);
+            c
+        } else {
+            let mut c = redis::cmd("ZREVRANGEBYSCORE");
+            c.arg(key).arg(high).arg(low);
+            c
+        };
+        cmd.arg("LIMIT").arg(0).arg(count);
+        self.query(&cmd).await
+    }
+
+    /// Every member of the sorted set `key` (numbers).
+    pub async fn zmembers(&self, key: &str) -> redis::RedisResult<Vec<i64>> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(key).arg(0).arg(-1);
+        self.query(&cmd).await
+    }
+
+    /// `ZREM key ids...`.
+    pub async fn zrem(&self, key: &str, ids: &[i64]) -> redis::RedisResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(key);
+        for id in ids {
+            cmd.arg(id);
+        }
+        self.query::<i64>(&cmd).await.map(drop)
+    }
+
+    /// `EXISTS key`.
+    pub async fn exists(&self, key: &str) -> redis::RedisResult<bool> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(key);
+        Ok(self.query::<i64>(&cmd).await? == 1)
+    }
+
     /// PING, connecting first if needed. Both connection types reconnect by themselves
     /// once established.
     pub async fn ping(&self) -> redis::RedisResult<()> {

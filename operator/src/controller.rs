@@ -109,6 +109,13 @@ pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Act
     let namespace = fedi
         .namespace()
         .ok_or(Error::Build(build::BuildError::Incomplete("namespace")))?;
+    if paused(&fedi) && fedi.meta().deletion_timestamp.is_none() {
+        // Maintenance: the operator leaves every object as it is (nothing repaired or
+        // rolled), and says so once in the status.
+        let status = status::paused(&fedi, Timestamp::now());
+        write_status(&fedi, &ctx, &namespace, status).await?;
+        return Ok(Action::await_change());
+    }
     let outcome = match finalizer::run(&ctx, &fedi, &namespace).await {
         Ok(finalizer::Next::Stop) => Ok(None),
         Ok(finalizer::Next::Reconcile) => pipeline(&fedi, &ctx, &namespace).await.map(Some),
@@ -133,6 +140,15 @@ pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Act
             Err(error)
         }
     }
+}
+
+/// The annotation that pauses reconciliation of an instance for maintenance.
+pub const PAUSED_ANNOTATION: &str = "fedi.dev/paused";
+
+fn paused(fedi: &FediInstance) -> bool {
+    fedi.annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
 }
 
 /// dereference -> build -> apply (dependencies) -> observe dependencies -> apply (server,

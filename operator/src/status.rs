@@ -160,6 +160,27 @@ pub fn desired(
     }
 }
 
+/// The stored status with `Ready=False`, reason `Paused`: while the pause annotation is set,
+/// nothing is observed, so nothing else is claimed.
+pub fn paused(fedi: &FediInstance, now: Timestamp) -> FediInstanceStatus {
+    let mut status = fedi.status.clone().unwrap_or_default();
+    let c = Conditions {
+        fedi,
+        generation: fedi.metadata.generation,
+        now,
+    };
+    let ready = c.make(
+        READY,
+        false,
+        "Paused",
+        "Reconciliation is paused by the fedi.dev/paused annotation: objects are neither \
+         repaired nor updated until it is removed.",
+    );
+    status.conditions.retain(|x| x.type_ != READY);
+    status.conditions.insert(0, ready);
+    status
+}
+
 /// The stored status with `Degraded=True` for a failed reconcile; the other conditions keep
 /// what was last observed, since the failure says nothing new about them.
 pub fn failed(

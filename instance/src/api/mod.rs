@@ -10,6 +10,7 @@ mod oauth;
 pub mod pagination;
 pub mod params;
 mod statuses;
+mod timelines;
 
 use axum::Router;
 use fedi_config::ServerConfig;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(instance::routes())
         .merge(statuses::routes())
         .merge(media::routes())
+        .merge(timelines::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(cors())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -466,3 +466,41 @@ async fn f_condition(api: &Api<FediInstance>, type_: &str) -> (String, String) {
         .map(|c| (c.status.clone(), c.reason.clone()))
         .unwrap_or_default()
 }
+
+#[tokio::test]
+async fn a_paused_instance_is_left_alone_until_the_annotation_goes() {
+    let client = client().await;
+    let (ns, api) = ready_instance(&client, "paused").await;
+    let pause = json!({"metadata": {"annotations": {"fedi.dev/paused": "true"}}});
+    merge_patch(&api, "minimal", pause).await;
+    let paused = |f: &FediInstance| {
+        f.condition(fedi_operator::status::READY)
+            .is_some_and(|c| c.reason == "Paused")
+    };
+    await_instance(&api, "minimal", TIMEOUT, "Paused", paused)
+        .await
+        .unwrap();
+    let deployments = ns.api::<Deployment>();
+    deployments
+        .delete("minimal-streamer", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        deployments
+            .get_opt("minimal-streamer")
+            .await
+            .unwrap()
+            .is_none(),
+        "a paused instance is not repaired"
+    );
+    let resume = json!({"metadata": {"annotations": {"fedi.dev/paused": null}}});
+    merge_patch(&api, "minimal", resume).await;
+    await_until(
+        Duration::from_secs(10),
+        "the Deployment restored",
+        || async { deployments.get_opt("minimal-streamer").await.unwrap() },
+    )
+    .await
+    .unwrap();
+}

@@ -17,6 +17,7 @@ use crate::api::entities::account::account_columns;
 use crate::api::entities::{AccountRow, Relationship, account_json, relationships};
 use crate::api::pagination::{Page, PageQuery, link_header};
 use crate::api::params::{Params, flex};
+use crate::api::timelines::feed;
 use crate::auth::{Auth, MaybeAuth};
 use crate::state::AppState;
 
@@ -137,6 +138,7 @@ pub async fn follow(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    feed::invalidate(&state, me).await;
     relationship(state.db.primary(), me, target.id).await
 }
 
@@ -156,6 +158,7 @@ pub async fn unfollow(
     .bind(target.id)
     .execute(state.db.primary())
     .await?;
+    feed::unmerge(&state, me, target.id).await;
     relationship(state.db.primary(), me, target.id).await
 }
 
@@ -302,6 +305,7 @@ pub async fn authorize(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    feed::invalidate(&state, requester).await;
     relationship(state.db.primary(), me, requester).await
 }
 

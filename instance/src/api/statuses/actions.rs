@@ -169,6 +169,7 @@ pub async fn reblog(
             .bind(status.id)
             .fetch_one(state.db.primary())
             .await?;
+    crate::api::timelines::feed::fan_out(&state, reblog_id).await;
     Ok(Json(status_json(&state, reblog_id, Some(me)).await?))
 }
 
@@ -185,6 +186,15 @@ pub async fn unreblog(
             .fetch_optional(state.db.primary())
             .await?
             .ok_or(ApiError::NotFound)?;
+    let reblog: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM statuses WHERE account_id = $1 AND reblog_of_id = $2")
+            .bind(me)
+            .bind(original.0)
+            .fetch_optional(state.db.primary())
+            .await?;
+    if let Some(reblog) = reblog {
+        crate::api::timelines::feed::remove(&state, &[reblog]).await;
+    }
     sqlx::query("DELETE FROM statuses WHERE account_id = $1 AND reblog_of_id = $2")
         .bind(me)
         .bind(original.0)

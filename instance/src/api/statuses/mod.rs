@@ -128,7 +128,12 @@ async fn status_json(state: &AppState, id: i64, viewer: Option<i64>) -> Result<S
 }
 
 /// A page of a list as JSON, with the `Link` header of its `cursors` (newest first).
-fn paged<T: Serialize>(state: &AppState, uri: &Uri, cursors: &[i64], body: T) -> Response {
+pub(in crate::api) fn paged<T: Serialize>(
+    state: &AppState,
+    uri: &Uri,
+    cursors: &[i64],
+    body: T,
+) -> Response {
     let mut response = Json(body).into_response();
     // A token given in the query stays out of the links: they end up in logs and histories.
     let keep: Vec<(String, String)> =

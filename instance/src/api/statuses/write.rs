@@ -467,7 +467,9 @@ pub async fn create(
             warn!(error = %e, "cannot record an idempotency key");
         }
     }
-    Ok(Json(status_json(&state, result?, Some(me)).await?))
+    let id = result?;
+    crate::api::timelines::feed::fan_out(&state, id).await;
+    Ok(Json(status_json(&state, id, Some(me)).await?))
 }
 
 struct NewStatus {
@@ -686,6 +688,8 @@ pub async fn delete(
             .await?
             .ok_or(ApiError::NotFound)?;
     let mut status = status_json(&state, id, Some(me)).await?;
+    // While the rows still say whose feeds hold the status and its reblogs.
+    crate::api::timelines::feed::remove(&state, &[id]).await;
     sqlx::query("DELETE FROM statuses WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
