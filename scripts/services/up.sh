@@ -429,6 +429,8 @@ EOF
         #  -master.peers=none: single-master mode; on restart the master resumes as
         #     raft leader at once instead of after an election timeout (~17s)
         #  -s3.port.iceberg=0 -s3.port.lance=0: no extra catalog listeners
+        #  -volume.minFreeSpace=256MiB: the default (1% of the disk) turned every volume
+        #     read-only on a big, nearly full disk
         #  -master.volumeSizeLimitMB=16 -volume.max=0: many small volumes, so many
         #     buckets fit (each bucket is a collection with its own volumes; the
         #     volume count is free disk / size limit, and tests make a bucket each:
@@ -443,7 +445,7 @@ EOF
             -ip="$BIND_IP" -ip.bind="$BIND_IP" \
             -dir="$S3_DIR/data" -master.dir="$S3_DIR/master" \
             -master.port="$SWFS_MASTER_PORT" -master.peers=none -master.volumeSizeLimitMB=16 -master.telemetry=false \
-            -volume.port="$SWFS_VOLUME_PORT" -volume.max=0 -volume.preStopSeconds=0 \
+            -volume.port="$SWFS_VOLUME_PORT" -volume.max=0 -volume.minFreeSpace=256MiB -volume.preStopSeconds=0 \
             -filer -filer.port="$SWFS_FILER_PORT" -filer.localSocket="$S3_DIR/filer.sock" \
             -s3 -s3.port="$S3_PORT" -s3.config="$S3_DIR/s3.json" -s3.localSocket="$S3_DIR/s3.sock" \
             -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false)
