@@ -5,6 +5,7 @@ pub mod entities;
 mod error;
 mod health;
 mod instance;
+mod lists;
 mod media;
 mod oauth;
 pub mod pagination;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .merge(statuses::routes())
         .merge(media::routes())
         .merge(timelines::routes())
+        .merge(lists::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(cors())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
