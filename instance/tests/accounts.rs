@@ -8,54 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use reqwest::header::{self, HeaderMap};
+use reqwest::header;
 use serde_json::{Value, json};
-
-/// A response read whole.
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{e}: {} {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    /// `rel` -> URL of the `Link` header.
-    fn link(&self, rel: &str) -> Option<String> {
-        let value = self.header("link")?;
-        value.split(", ").find_map(|part| {
-            let (url, params) = part.split_once("; ")?;
-            (params == format!("rel=\"{rel}\"")).then(|| {
-                url.trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string()
-            })
-        })
-    }
-
-    #[track_caller]
-    fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status, status, "{}", self.text());
-        self
-    }
-}
 
 /// A body and its content type.
 enum Body {
@@ -72,46 +26,6 @@ fn form(pairs: &[(&str, &str)]) -> Body {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     )
-}
-
-/// multipart/form-data written by hand (the test's reqwest is built without it), which
-/// also lets a test lie about a file's type.
-#[derive(Default)]
-struct Multipart {
-    parts: Vec<u8>,
-}
-
-const BOUNDARY: &str = "fedi-test-boundary-7f3a";
-
-impl Multipart {
-    fn text(mut self, name: &str, value: &str) -> Self {
-        self.parts.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-        self
-    }
-
-    fn file(mut self, name: &str, file_name: &str, content_type: &str, bytes: &[u8]) -> Self {
-        self.parts.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-                 filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        self.parts.extend_from_slice(bytes);
-        self.parts.extend_from_slice(b"\r\n");
-        self
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.parts
-            .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-        self.parts
-    }
 }
 
 struct Api {
@@ -154,18 +68,10 @@ impl Api {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(v.to_string()),
             Body::Multipart(m) => req
-                .header(
-                    header::CONTENT_TYPE,
-                    format!("multipart/form-data; boundary={BOUNDARY}"),
-                )
+                .header(header::CONTENT_TYPE, Multipart::content_type())
                 .body(m.finish()),
         };
-        let resp = req.send().await.expect("the server answers");
-        Reply {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.bytes().await.unwrap().to_vec(),
-        }
+        Reply::read(req.send().await.expect("the server answers")).await
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> Reply {

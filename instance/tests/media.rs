@@ -12,89 +12,12 @@ use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{ImageEncoder, RgbImage};
-use reqwest::header::{self, HeaderMap};
+use reqwest::header;
 use serde_json::{Value, json};
-
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{e}: {} {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    #[track_caller]
-    fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status, status, "{}", self.text());
-        self
-    }
-
-    /// A 422 whose message contains `needle`.
-    #[track_caller]
-    fn refused(self, needle: &str) {
-        let reply = self.expect(422);
-        let error = reply.json()["error"].as_str().unwrap().to_string();
-        assert!(error.contains(needle), "{error:?} lacks {needle:?}");
-    }
-}
-
-const BOUNDARY: &str = "fedi-media-test-boundary-91c2";
-
-/// multipart/form-data by hand: the test's reqwest is built without it, and a test must be
-/// able to lie about a file's name and type.
-#[derive(Default)]
-struct Form {
-    parts: Vec<u8>,
-}
-
-impl Form {
-    fn text(mut self, name: &str, value: &str) -> Self {
-        self.parts.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n\
-                 {value}\r\n"
-            )
-            .as_bytes(),
-        );
-        self
-    }
-
-    fn file(mut self, name: &str, file_name: &str, content_type: &str, bytes: &[u8]) -> Self {
-        self.parts.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; \
-                 filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        self.parts.extend_from_slice(bytes);
-        self.parts.extend_from_slice(b"\r\n");
-        self
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.parts
-            .extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-        self.parts
-    }
-}
 
 enum Body {
     None,
-    Form(Form),
+    Form(Multipart),
     Json(Value),
 }
 
@@ -202,36 +125,23 @@ impl Api {
         req = match body {
             Body::None => req,
             Body::Form(form) => req
-                .header(
-                    header::CONTENT_TYPE,
-                    format!("multipart/form-data; boundary={BOUNDARY}"),
-                )
+                .header(header::CONTENT_TYPE, Multipart::content_type())
                 .body(form.finish()),
             Body::Json(v) => req
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(v.to_string()),
         };
-        let resp = req.send().await.expect("the server answers");
-        Reply {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.bytes().await.unwrap().to_vec(),
-        }
+        Reply::read(req.send().await.expect("the server answers")).await
     }
 
-    async fn upload(&self, path: &str, token: &str, form: Form) -> Reply {
+    async fn upload(&self, path: &str, token: &str, form: Multipart) -> Reply {
         self.call("POST", path, Some(token), Body::Form(form)).await
     }
 
     /// Anonymous, as a browser fetches media.
     async fn fetch(&self, url: &str) -> Reply {
         assert!(url.starts_with(&self.public), "{url} is not in the bucket");
-        let resp = self.http.get(url).send().await.unwrap();
-        Reply {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.bytes().await.unwrap().to_vec(),
-        }
+        Reply::read(self.http.get(url).send().await.unwrap()).await
     }
 
     async fn conn(&self) -> sqlx::PgConnection {
@@ -536,7 +446,7 @@ async fn every_image_type_is_processed_and_served_from_the_bucket_without_metada
             .upload(
                 path,
                 &token,
-                Form::default()
+                Multipart::default()
                     .text("description", &description)
                     .text("focus", "-0.5,0.25")
                     .file("file", "photo.png", claimed, &bytes),
@@ -638,7 +548,7 @@ async fn large_images_are_scaled_and_get_a_small_preview() {
         .upload(
             "/api/v2/media",
             &token,
-            Form::default().file(
+            Multipart::default().file(
                 "file",
                 "big.png",
                 "image/png",
@@ -679,8 +589,9 @@ async fn refused_uploads_leave_nothing_in_the_bucket_or_the_database() {
     let mut too_big = png.clone();
     too_big.resize(16 * 1024 * 1024 + 1, 0);
 
-    let file = |name: &str, bytes: &[u8]| Form::default().file("file", name, "image/png", bytes);
-    let cases: Vec<(&str, Form, &str)> = vec![
+    let file =
+        |name: &str, bytes: &[u8]| Multipart::default().file("file", name, "image/png", bytes);
+    let cases: Vec<(&str, Multipart, &str)> = vec![
         (
             "text named .png",
             file("notes.png", b"just a text file, honest"),
@@ -721,7 +632,7 @@ async fn refused_uploads_leave_nothing_in_the_bucket_or_the_database() {
         ),
         (
             "no file",
-            Form::default().text("description", "nothing"),
+            Multipart::default().text("description", "nothing"),
             "File can't be blank",
         ),
         (
@@ -741,14 +652,14 @@ async fn refused_uploads_leave_nothing_in_the_bucket_or_the_database() {
         ),
         (
             "a video as a thumbnail",
-            Form::default()
+            Multipart::default()
                 .file("file", "v.mp4", "video/mp4", MP4)
                 .file("thumbnail", "t.mp4", "video/mp4", MP4),
             "Thumbnail must be a JPEG, PNG, GIF or WebP image file, not MP4",
         ),
         (
             "a broken thumbnail",
-            Form::default()
+            Multipart::default()
                 .file("file", "v.mp4", "video/mp4", MP4)
                 .file("thumbnail", "t.png", "image/png", &png[..40]),
             "Thumbnail could not be read as a PNG image",
@@ -767,7 +678,7 @@ async fn refused_uploads_leave_nothing_in_the_bucket_or_the_database() {
     api.upload(
         "/api/v2/media",
         &token,
-        Form::default().file("file", "long.mp4", "video/mp4", &long_video),
+        Multipart::default().file("file", "long.mp4", "video/mp4", &long_video),
     )
     .await
     .refused("File size must be less than 99 MB");
@@ -788,7 +699,7 @@ async fn video_and_audio_wait_for_the_worker() {
         .upload(
             "/api/v2/media",
             &token,
-            Form::default()
+            Multipart::default()
                 .text("description", "a clip")
                 .file("file", "clip.bin", "application/octet-stream", MP4)
                 .file("thumbnail", "poster.jpg", "image/jpeg", &thumbnail),
@@ -816,7 +727,7 @@ async fn video_and_audio_wait_for_the_worker() {
         .upload(
             "/api/v1/media",
             &token,
-            Form::default().file("file", "song.mp3", "audio/mpeg", MP3),
+            Multipart::default().file("file", "song.mp3", "audio/mpeg", MP3),
         )
         .await
         .expect(202)
@@ -901,7 +812,7 @@ async fn only_the_owner_updates_and_deletes_and_only_while_unattached() {
         .upload(
             "/api/v2/media",
             &token,
-            Form::default().file("file", "a.png", "image/png", &png),
+            Multipart::default().file("file", "a.png", "image/png", &png),
         )
         .await
         .expect(200)
@@ -949,7 +860,7 @@ async fn only_the_owner_updates_and_deletes_and_only_while_unattached() {
             "PUT",
             &image_path,
             Some(&token),
-            Body::Form(Form::default().text("focus", "0.1,-0.9")),
+            Body::Form(Multipart::default().text("focus", "0.1,-0.9")),
         )
         .await
         .expect(200)
@@ -969,7 +880,7 @@ async fn only_the_owner_updates_and_deletes_and_only_while_unattached() {
         "PUT",
         &image_path,
         Some(&token),
-        Body::Form(Form::default().file("thumbnail", "t.png", "image/png", &png)),
+        Body::Form(Multipart::default().file("thumbnail", "t.png", "image/png", &png)),
     )
     .await
     .refused("Thumbnail can only be given for video and audio");
@@ -979,7 +890,7 @@ async fn only_the_owner_updates_and_deletes_and_only_while_unattached() {
         .upload(
             "/api/v2/media",
             &token,
-            Form::default()
+            Multipart::default()
                 .file("file", "v.mp4", "video/mp4", MP4)
                 .file("thumbnail", "t.png", "image/png", &png),
         )
@@ -993,7 +904,7 @@ async fn only_the_owner_updates_and_deletes_and_only_while_unattached() {
             "PUT",
             &video_path,
             Some(&token),
-            Body::Form(Form::default().file(
+            Body::Form(Multipart::default().file(
                 "thumbnail",
                 "t.jpg",
                 "image/jpeg",
@@ -1073,7 +984,7 @@ async fn media_endpoints_need_a_user_token_with_write_media() {
         .upload(
             "/api/v2/media",
             &writer,
-            Form::default().file("file", "a.png", "image/png", &png),
+            Multipart::default().file("file", "a.png", "image/png", &png),
         )
         .await
         .expect(200)
@@ -1087,7 +998,7 @@ async fn media_endpoints_need_a_user_token_with_write_media() {
         ("PUT", path.as_str()),
         ("DELETE", path.as_str()),
     ] {
-        let form = || Body::Form(Form::default().file("file", "a.png", "image/png", &png));
+        let form = || Body::Form(Multipart::default().file("file", "a.png", "image/png", &png));
         api.call(method, path, Some(&reader), form())
             .await
             .expect(403);
@@ -1116,7 +1027,7 @@ async fn media_routes_take_large_bodies_and_refuse_larger_ones_early() {
         .upload(
             "/api/v2/media",
             &token,
-            Form::default().file("file", "n.png", "image/png", &big),
+            Multipart::default().file("file", "n.png", "image/png", &big),
         )
         .await
         .expect(200)

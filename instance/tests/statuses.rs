@@ -9,49 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::*;
-use reqwest::header::{self, HeaderMap};
+use reqwest::header;
 use serde_json::{Value, json};
-
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{e}: {} {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// `rel` -> URL of the `Link` header.
-    fn link(&self, rel: &str) -> Option<String> {
-        let value = self.headers.get("link")?.to_str().unwrap();
-        value.split(", ").find_map(|part| {
-            let (url, params) = part.split_once("; ")?;
-            (params == format!("rel=\"{rel}\"")).then(|| {
-                url.trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string()
-            })
-        })
-    }
-
-    #[track_caller]
-    fn expect(self, status: u16) -> Self {
-        assert_eq!(self.status, status, "{}", self.text());
-        self
-    }
-}
 
 enum Body {
     None,
@@ -133,12 +92,7 @@ impl Api {
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(v.to_string()),
         };
-        let resp = req.send().await.expect("the server answers");
-        Reply {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.bytes().await.unwrap().to_vec(),
-        }
+        Reply::read(req.send().await.expect("the server answers")).await
     }
 
     async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Body) -> Reply {

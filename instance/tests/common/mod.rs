@@ -2,6 +2,10 @@
 //! failure with instructions, never a silent skip.
 #![allow(dead_code)] // each test binary uses a different subset
 
+mod http;
+#[allow(unused_imports)] // not every test binary speaks HTTP
+pub use http::*;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
