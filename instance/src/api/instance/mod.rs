@@ -92,12 +92,10 @@ pub mod limits {
 }
 
 pub fn routes() -> Router<AppState> {
-    // Mastodon.py asks for `/api/v1/instance/` and `/api/v2/instance/`, slash included.
+    // `/api/v1/instance/` (Mastodon.py) reaches these too: `api::serve` trims the slash.
     Router::new()
         .route("/api/v1/instance", get(v1))
-        .route("/api/v1/instance/", get(v1))
         .route("/api/v2/instance", get(v2))
-        .route("/api/v2/instance/", get(v2))
         .route("/api/v1/instance/rules", get(rules))
         .route("/api/v1/instance/peers", get(peers))
         .route("/api/v1/instance/activity", get(activity))

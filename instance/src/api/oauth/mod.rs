@@ -36,11 +36,7 @@ pub fn routes() -> Router<AppState> {
             "/oauth/authorize",
             get(authorize::show).post(authorize::decide),
         )
-        // toot asks for the authorize page with a trailing slash.
-        .route(
-            "/oauth/authorize/",
-            get(authorize::show).post(authorize::decide),
-        )
+        // toot's `/oauth/authorize/` arrives here too: `api::serve` trims the slash.
         .route("/oauth/sign_in", post(authorize::sign_in))
         .route("/oauth/token", post(token::exchange))
         .route("/oauth/revoke", post(revoke::revoke))
