@@ -55,6 +55,18 @@ const ADMIN: &[&str] = &[
     "canonical_email_blocks",
 ];
 
+/// Every scope the server knows, in Mastodon's order: for `scopes_supported`.
+pub fn all() -> Vec<String> {
+    let mut out: Vec<String> = ["read", "write"].map(String::from).to_vec();
+    out.extend(WRITE.iter().map(|s| format!("write:{s}")));
+    out.extend(READ.iter().map(|s| format!("read:{s}")));
+    out.extend(["follow", "push", "profile", "admin:read"].map(String::from));
+    out.extend(ADMIN.iter().map(|s| format!("admin:read:{s}")));
+    out.push("admin:write".into());
+    out.extend(ADMIN.iter().map(|s| format!("admin:write:{s}")));
+    out
+}
+
 /// A set of granted scopes, as a token or an application holds them.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Scopes(BTreeSet<String>);
@@ -147,6 +159,21 @@ mod tests {
             let s = Scopes::parse(granted).unwrap();
             assert_eq!(s.allows(required), want, "{granted} -> {required}");
         }
+    }
+
+    #[test]
+    fn every_listed_scope_is_known_and_listed_once() {
+        let list = all();
+        for scope in &list {
+            assert_eq!(
+                Scopes::parse(scope).map(|s| s.to_string()).as_deref(),
+                Ok(scope.as_str()),
+                "{scope}"
+            );
+        }
+        let set = Scopes::parse(&list.join(" ")).unwrap();
+        assert_eq!(set.iter().count(), list.len(), "no duplicates");
+        assert_eq!(list.len(), 45);
     }
 
     #[test]
