@@ -20,6 +20,15 @@ pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The `fedi-operator` binary that scripts/e2e.sh builds; FEDI_OPERATOR_BIN overrides.
+pub fn operator_bin() -> String {
+    std::env::var("FEDI_OPERATOR_BIN").unwrap_or_else(|_| {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| repo_root().join("target").to_string_lossy().into_owned());
+        format!("{target}/debug/fedi-operator")
+    })
+}
+
 /// A client for the cluster under test. Refuses to guess: without KUBECONFIG the e2e suite
 /// would otherwise run against whatever `~/.kube/config` points at.
 pub async fn client() -> Client {

@@ -14,14 +14,6 @@ use serde_json::json;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-fn operator_bin() -> String {
-    std::env::var("FEDI_OPERATOR_BIN").unwrap_or_else(|_| {
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .unwrap_or_else(|_| repo_root().join("target").to_string_lossy().into_owned());
-        format!("{target}/debug/fedi-operator")
-    })
-}
-
 /// `helm` with the test's KUBECONFIG; panics with its output when it fails.
 fn helm(args: &[&str]) {
     let out = Command::new("helm")

@@ -13,15 +13,6 @@ use kube::api::{ListParams, PostParams};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// `fedi-operator` built by scripts/e2e.sh; FEDI_OPERATOR_BIN overrides.
-fn operator_bin() -> String {
-    std::env::var("FEDI_OPERATOR_BIN").unwrap_or_else(|_| {
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .unwrap_or_else(|_| repo_root().join("target").to_string_lossy().into_owned());
-        format!("{target}/debug/fedi-operator")
-    })
-}
-
 struct Replica {
     child: Child,
     metrics: String,
