@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod db;
+pub mod events;
 pub mod media;
 pub mod migrate;
 mod shutdown;

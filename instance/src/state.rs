@@ -225,6 +225,14 @@ impl Redis {
         self.query::<i64>(&cmd).await.map(drop)
     }
 
+    /// `PUBLISH channel message`. In a cluster, the node that takes it broadcasts it over
+    /// the cluster bus to every node, so a subscriber on any node receives it.
+    pub async fn publish(&self, channel: &str, message: &str) -> redis::RedisResult<()> {
+        let mut cmd = redis::cmd("PUBLISH");
+        cmd.arg(channel).arg(message);
+        self.query::<i64>(&cmd).await.map(drop)
+    }
+
     /// `EXISTS key`.
     pub async fn exists(&self, key: &str) -> redis::RedisResult<bool> {
         let mut cmd = redis::cmd("EXISTS");

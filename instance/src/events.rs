@@ -1,0 +1,175 @@
+//! Events for the streaming API. The role that causes an event (the api for notifications,
+//! the worker's fan-out for new and deleted statuses) publishes it on Redis pub/sub; every
+//! streamer replica relays the channels its clients subscribed to. Channel names and the
+//! message shape are Mastodon's, so that the two sides agree without sharing anything else:
+//!
+//! - `timeline:<account id>`: that account's home stream (`update`, `delete`,
+//!   `status.update`, `filters_changed`);
+//! - `timeline:<account id>:notifications`: its notifications (`notification`);
+//! - `timeline:public`, `timeline:public:local`, `timeline:public:remote` and their
+//!   `:media` forms; `timeline:hashtag:<lowercased tag>` and `...:local`;
+//!   `timeline:list:<list id>`; `timeline:direct:<account id>` (`conversation`).
+//!
+//! A message is `{"event": "<name>", "payload": "<payload>"}`, where the payload is
+//! already the string the client receives: a JSON-encoded entity, or the bare id of a
+//! deleted status, exactly as Mastodon sends them.
+//!
+//! Delivery is best effort, as on Mastodon: a client that was not connected catches up
+//! through the REST timelines. A failed publish is logged by the caller and never fails the
+//! action that caused it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::AppState;
+
+/// An event as it travels on Redis and, re-encoded, to the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub event: String,
+    pub payload: String,
+}
+
+impl Event {
+    /// A new or boosted status (payload: the Status entity).
+    pub fn update(status: &impl Serialize) -> Self {
+        Self::entity("update", status)
+    }
+
+    /// An edited status (payload: the Status entity after the edit).
+    pub fn status_update(status: &impl Serialize) -> Self {
+        Self::entity("status.update", status)
+    }
+
+    /// A notification (payload: the Notification entity).
+    pub fn notification(notification: &impl Serialize) -> Self {
+        Self::entity("notification", notification)
+    }
+
+    /// A conversation changed (payload: the Conversation entity).
+    pub fn conversation(conversation: &impl Serialize) -> Self {
+        Self::entity("conversation", conversation)
+    }
+
+    /// A deleted status: the payload is its id alone, not JSON, as Mastodon sends it.
+    pub fn delete(status_id: i64) -> Self {
+        Self {
+            event: "delete".into(),
+            payload: status_id.to_string(),
+        }
+    }
+
+    /// The account's filters changed (no payload).
+    pub fn filters_changed() -> Self {
+        Self {
+            event: "filters_changed".into(),
+            payload: String::new(),
+        }
+    }
+
+    fn entity(event: &str, entity: &impl Serialize) -> Self {
+        Self {
+            event: event.into(),
+            // Entities are plain data: serializing them cannot fail.
+            payload: serde_json::to_string(entity).expect("entity serializes"),
+        }
+    }
+}
+
+/// Channel names, in one place for the publishers and the streamer.
+pub mod channel {
+    pub fn user(account_id: i64) -> String {
+        format!("timeline:{account_id}")
+    }
+
+    pub fn notifications(account_id: i64) -> String {
+        format!("timeline:{account_id}:notifications")
+    }
+
+    /// `timeline:public`, `timeline:public:local`, `timeline:public:remote`, with
+    /// `:media` appended for statuses with attachments.
+    pub fn public(scope: Scope, only_media: bool) -> String {
+        let mut c = String::from("timeline:public");
+        c.push_str(scope.suffix());
+        if only_media {
+            c.push_str(":media");
+        }
+        c
+    }
+
+    /// `timeline:hashtag:<tag>` (all) or `...:local`; tags are compared lowercased.
+    pub fn hashtag(tag: &str, local_only: bool) -> String {
+        let mut c = format!("timeline:hashtag:{}", tag.to_lowercase());
+        if local_only {
+            c.push_str(":local");
+        }
+        c
+    }
+
+    pub fn list(list_id: i64) -> String {
+        format!("timeline:list:{list_id}")
+    }
+
+    pub fn direct(account_id: i64) -> String {
+        format!("timeline:direct:{account_id}")
+    }
+
+    /// Which part of the federated timeline a public channel carries.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Scope {
+        All,
+        Local,
+        Remote,
+    }
+
+    impl Scope {
+        fn suffix(self) -> &'static str {
+            match self {
+                Scope::All => "",
+                Scope::Local => ":local",
+                Scope::Remote => ":remote",
+            }
+        }
+    }
+}
+
+/// Publishes `event` on `channel`.
+pub async fn publish(state: &AppState, channel: &str, event: &Event) -> redis::RedisResult<()> {
+    let message = serde_json::to_string(event).expect("event serializes");
+    state.redis.publish(channel, &message).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::channel::{self, Scope};
+    use super::*;
+
+    #[test]
+    fn channel_names_are_mastodons() {
+        assert_eq!(channel::user(7), "timeline:7");
+        assert_eq!(channel::notifications(7), "timeline:7:notifications");
+        assert_eq!(channel::public(Scope::All, false), "timeline:public");
+        assert_eq!(
+            channel::public(Scope::Local, true),
+            "timeline:public:local:media"
+        );
+        assert_eq!(
+            channel::public(Scope::Remote, false),
+            "timeline:public:remote"
+        );
+        assert_eq!(
+            channel::hashtag("Rust", true),
+            "timeline:hashtag:rust:local"
+        );
+        assert_eq!(channel::list(3), "timeline:list:3");
+        assert_eq!(channel::direct(9), "timeline:direct:9");
+    }
+
+    #[test]
+    fn a_delete_carries_the_bare_id_and_an_update_the_encoded_entity() {
+        assert_eq!(Event::delete(42).payload, "42");
+        let update = Event::update(&serde_json::json!({"id": "1", "content": "<p>hi</p>"}));
+        assert_eq!(update.event, "update");
+        let back: serde_json::Value = serde_json::from_str(&update.payload).unwrap();
+        assert_eq!(back["id"], "1");
+    }
+}
