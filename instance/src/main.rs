@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fedi_config::ServerConfig;
-use fedi_server::{admin, api, migrate, telemetry};
+use fedi_server::{admin, api, jobs, migrate, telemetry};
 use tracing::{error, warn};
 
 /// A Mastodon-compatible fediverse server.
@@ -77,8 +77,8 @@ fn main() -> ExitCode {
 /// Which issue delivers a role that does not exist yet.
 fn not_implemented(role: &Role) -> Option<&'static str> {
     match role {
-        Role::Streamer | Role::Worker => Some("the worker and streamer issue"),
-        Role::Api | Role::Migrate | Role::Admin(_) | Role::All => None,
+        Role::Streamer => Some("the worker and streamer issue"),
+        Role::Api | Role::Worker | Role::Migrate | Role::Admin(_) | Role::All => None,
     }
 }
 
@@ -86,6 +86,7 @@ async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
     match role {
         Role::Migrate => migrate::run(&config).await,
         Role::Api => api::serve(config).await,
+        Role::Worker => jobs::run(&config, Some(config.listen)).await,
         Role::All => {
             let missing: Vec<_> = [Role::Streamer, Role::Worker]
                 .into_iter()
@@ -99,8 +100,10 @@ async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
                 );
             }
             migrate::run(&config).await?;
-            api::serve(config).await
+            // The api answers the probes; the worker needs no listener of its own here.
+            let worker = jobs::run(&config, None);
+            tokio::try_join!(api::serve(config.clone()), worker).map(drop)
         }
-        Role::Streamer | Role::Worker | Role::Admin(_) => unreachable!("handled in main"),
+        Role::Streamer | Role::Admin(_) => unreachable!("handled in main"),
     }
 }

@@ -96,9 +96,9 @@ impl Redis {
         })
     }
 
-    /// Runs one single-key command (so a cluster routes it by that key), connecting first
-    /// if needed.
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    /// Runs one single-key command (so a cluster routes it by that key; a script's keys must
+    /// share a hash slot), connecting first if needed.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
         match self {
             Redis::Standalone { client, conn } => {
                 let mut c = conn

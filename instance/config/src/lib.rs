@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use secret::Secret;
-pub use values::{LogFormat, RedisMode, Registrations, SmtpTls};
+pub use values::{LogFormat, Queue, RedisMode, Registrations, SmtpTls};
 
 /// Everything a `fedi-server` process needs to start, whatever its role.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +35,36 @@ pub struct ServerConfig {
     /// always sets it; a process without it uses a random key of its own, so sessions do
     /// not survive a restart nor move between replicas.
     pub secret_key_base: Option<Secret>,
+    /// The worker role's queues and pool size (ignored by the other roles).
+    pub worker: WorkerConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Queues polled, each with its weight: a queue of weight 4 comes first four times as
+    /// often as one of weight 1.
+    pub queues: Vec<(Queue, u32)>,
+    /// Jobs run at once by one process.
+    pub concurrency: u32,
+    /// Whether this process competes for the scheduler lock that enqueues periodic jobs.
+    pub scheduler: bool,
+    /// How long in-flight jobs may run after SIGTERM before they go back to their queue.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    /// Every queue at Mastodon's weights, and the periodic jobs: one process does all.
+    fn default() -> Self {
+        Self {
+            queues: Queue::ALL
+                .iter()
+                .map(|q| (*q, q.default_weight()))
+                .collect(),
+            concurrency: DEFAULT_WORKER_CONCURRENCY,
+            scheduler: true,
+            shutdown_grace: DEFAULT_WORKER_SHUTDOWN_GRACE,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +146,9 @@ pub enum ConfigError {
 const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
 const DEFAULT_DB_MAX_CONNECTIONS: u32 = 10;
 const DEFAULT_DB_REPLICA_MAX_LAG: Duration = Duration::from_secs(10);
+const DEFAULT_WORKER_CONCURRENCY: u32 = 10;
+/// Five seconds under Kubernetes' default termination grace period, for the requeue.
+const DEFAULT_WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// 128 random bits written as hex, at the least; the operator generates 64 bytes.
 const MIN_SECRET_KEY_BASE_LEN: usize = 32;
 
@@ -212,6 +245,31 @@ impl ServerConfig {
                 }
                 key => key.map(|k| Secret::new(k.trim())),
             },
+            worker: {
+                let default = WorkerConfig::default();
+                WorkerConfig {
+                    queues: r
+                        .parsed(vars::WORKER_QUEUES, values::parse_queue_weights)?
+                        .unwrap_or(default.queues),
+                    concurrency: match r
+                        .parsed(vars::WORKER_CONCURRENCY, values::parse_num::<u32>)?
+                    {
+                        Some(0) => {
+                            return Err(
+                                r.invalid(vars::WORKER_CONCURRENCY, "must be at least 1".into())
+                            );
+                        }
+                        n => n.unwrap_or(default.concurrency),
+                    },
+                    scheduler: r
+                        .parsed(vars::WORKER_SCHEDULER, values::parse_bool)?
+                        .unwrap_or(default.scheduler),
+                    shutdown_grace: r
+                        .parsed(vars::WORKER_SHUTDOWN_GRACE, values::parse_num)?
+                        .map(Duration::from_secs)
+                        .unwrap_or(default.shutdown_grace),
+                }
+            },
         })
     }
 
@@ -238,6 +296,22 @@ impl ServerConfig {
             self.database.replica_max_lag.as_secs().to_string(),
         );
         plain(vars::REDIS_MODE, self.redis.mode.to_string());
+        let queues: Vec<String> = self
+            .worker
+            .queues
+            .iter()
+            .map(|(q, w)| format!("{q}:{w}"))
+            .collect();
+        plain(vars::WORKER_QUEUES, queues.join(","));
+        plain(
+            vars::WORKER_CONCURRENCY,
+            self.worker.concurrency.to_string(),
+        );
+        plain(vars::WORKER_SCHEDULER, self.worker.scheduler.to_string());
+        plain(
+            vars::WORKER_SHUTDOWN_GRACE,
+            self.worker.shutdown_grace.as_secs().to_string(),
+        );
         if let Some(s) = &self.storage {
             plain(vars::S3_ENDPOINT, s.endpoint.clone());
             plain(vars::S3_REGION, s.region.clone());
@@ -400,6 +474,12 @@ mod tests {
             }),
             log_format: LogFormat::Json,
             secret_key_base: Some(Secret::new("9f".repeat(64))),
+            worker: WorkerConfig {
+                queues: vec![(Queue::Push, 4), (Queue::Ingress, 1)],
+                concurrency: 32,
+                scheduler: false,
+                shutdown_grace: Duration::from_secs(50),
+            },
         }
     }
 
@@ -461,6 +541,9 @@ mod tests {
         assert_eq!(c.database.replica_max_lag, Duration::from_secs(10));
         assert!(c.storage.is_none() && c.smtp.is_none() && c.database.replica_url.is_none());
         assert!(c.database.password.is_none());
+        assert_eq!(c.worker.queues.len(), 6);
+        assert_eq!(c.worker.queues[0], (Queue::Default, 8));
+        assert!(c.worker.scheduler && c.worker.concurrency == 10);
     }
 
     #[test]
@@ -486,6 +569,13 @@ mod tests {
             (vars::DOMAIN, "https://example.org/", "bare host name"),
             (vars::DOMAIN, "Example.ORG.", "lower case"),
             (vars::SECRET_KEY_BASE, "short", "at least 32 characters"),
+            (
+                vars::WORKER_QUEUES,
+                "default:8,inbox",
+                "expected default, push",
+            ),
+            (vars::WORKER_CONCURRENCY, "0", "at least 1"),
+            (vars::WORKER_SCHEDULER, "sometimes", "true/false"),
         ];
         for (var, value, expected) in cases {
             let mut env = full().render_map();

@@ -52,6 +52,65 @@ keyword_enum!(
     SmtpTls, default StartTls, { StartTls => "starttls", Tls => "tls", None => "none" }
 );
 keyword_enum!(LogFormat, default Text, { Text => "text", Json => "json" });
+keyword_enum!(
+    /// Job queues, as Mastodon names them (`FEDI_WORKER_QUEUES`).
+    Queue, default Default, {
+        Default => "default", Push => "push", Ingress => "ingress",
+        Mailers => "mailers", Pull => "pull", Scheduler => "scheduler",
+    }
+);
+
+impl Queue {
+    pub const ALL: [Queue; 6] = [
+        Queue::Default,
+        Queue::Push,
+        Queue::Ingress,
+        Queue::Mailers,
+        Queue::Pull,
+        Queue::Scheduler,
+    ];
+
+    /// Mastodon's Sidekiq weights: local work first, then federation, then the rest.
+    pub fn default_weight(self) -> u32 {
+        match self {
+            Queue::Default => 8,
+            Queue::Ingress => 6,
+            Queue::Push => 4,
+            Queue::Mailers | Queue::Pull => 2,
+            Queue::Scheduler => 1,
+        }
+    }
+}
+
+/// `default:8,push:4,mailers` (a missing weight is 1): the queues a worker polls, each at
+/// most once, with weights of at least 1.
+pub(crate) fn parse_queue_weights(s: &str) -> Result<Vec<(Queue, u32)>, String> {
+    let mut out: Vec<(Queue, u32)> = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, weight) = match item.split_once(':') {
+            Some((n, w)) => (
+                n.trim(),
+                w.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|w| *w >= 1)
+                    .ok_or_else(|| {
+                        format!("weight of {n:?} must be a whole number of at least 1")
+                    })?,
+            ),
+            None => (item, 1),
+        };
+        let queue: Queue = name.parse().map_err(|e| format!("queue {name:?}: {e}"))?;
+        if out.iter().any(|(q, _)| *q == queue) {
+            return Err(format!("queue {queue} is listed twice"));
+        }
+        out.push((queue, weight));
+    }
+    if out.is_empty() {
+        return Err("expected queue:weight pairs such as default:8,push:4".into());
+    }
+    Ok(out)
+}
 
 fn one_of(words: &[&str]) -> String {
     match words {
@@ -118,6 +177,28 @@ mod tests {
             "x".parse::<SmtpTls>(),
             Err("expected starttls, tls or none".to_string())
         );
+    }
+
+    #[test]
+    fn queue_weights_parse_with_defaults_and_refuse_mistakes() {
+        assert_eq!(
+            parse_queue_weights("default:8, push:4,mailers"),
+            Ok(vec![
+                (Queue::Default, 8),
+                (Queue::Push, 4),
+                (Queue::Mailers, 1)
+            ])
+        );
+        for (bad, expected) in [
+            ("default:0", "at least 1"),
+            ("default:x", "at least 1"),
+            ("inbox:2", "expected default, push"),
+            ("push,push:2", "listed twice"),
+            (" , ", "queue:weight"),
+        ] {
+            let err = parse_queue_weights(bad).unwrap_err();
+            assert!(err.contains(expected), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub const WORKER_QUEUES: &str = "FEDI_WORKER_QUEUES";
 pub const WORKER_CONCURRENCY: &str = "FEDI_WORKER_CONCURRENCY";
 /// Worker role: `true` in the one pool that runs periodic jobs.
 pub const WORKER_SCHEDULER: &str = "FEDI_WORKER_SCHEDULER";
+/// Worker role: whole seconds in-flight jobs get to finish after SIGTERM before they are
+/// put back on their queue (below the pod's termination grace period, 30 s by default).
+pub const WORKER_SHUTDOWN_GRACE: &str = "FEDI_WORKER_SHUTDOWN_GRACE_SECONDS";
 
 /// Variables whose values are credentials (URLs carry passwords): they come from Secrets
 /// and are never echoed in an error.

@@ -3,7 +3,7 @@
 mod accounts;
 pub mod entities;
 mod error;
-mod health;
+pub(crate) mod health;
 mod instance;
 mod lists;
 mod media;
