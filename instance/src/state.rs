@@ -136,6 +136,19 @@ impl Redis {
         Ok(self.query::<Option<String>>(&cmd).await?.is_some())
     }
 
+    /// `EVAL script` over `keys` (which must share a hash slot on a cluster: give them one
+    /// `{hash tag}`) with `args`. Routed by the first key.
+    pub async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &str,
+        keys: &[&str],
+        args: &[String],
+    ) -> redis::RedisResult<T> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
+        self.query(&cmd).await
+    }
+
     /// `GET key`.
     pub async fn get(&self, key: &str) -> redis::RedisResult<Option<String>> {
         let mut cmd = redis::cmd("GET");

@@ -11,7 +11,7 @@ mod oauth;
 pub mod pagination;
 pub mod params;
 mod statuses;
-mod timelines;
+pub(crate) mod timelines;
 
 use axum::Router;
 use fedi_config::ServerConfig;

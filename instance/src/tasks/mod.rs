@@ -1,5 +1,12 @@
 //! The application's background jobs (fan-out, mail, maintenance), registered with the
-//! worker's job registry.
+//! worker's job registry. Each module owns its kinds, their arguments and the helpers the
+//! API calls to queue them after a commit.
+
+pub mod mail;
+pub mod timeline;
 
 /// Registers every task kind (and the periodic ones) with the worker.
-pub fn register(_registry: &mut crate::jobs::Registry) {}
+pub fn register(registry: &mut crate::jobs::Registry) {
+    timeline::register(registry);
+    mail::register(registry);
+}

@@ -369,13 +369,17 @@ pub async fn register(
     .fetch_one(&mut *tx)
     .await?;
     let (subject, body) = confirmation_mail(&state, &username, &confirmation_token, approval);
-    sqlx::query("INSERT INTO outgoing_mail (to_address, subject, body_text) VALUES ($1, $2, $3)")
-        .bind(&email)
-        .bind(subject)
-        .bind(body)
-        .execute(&mut *tx)
-        .await?;
+    let (mail_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO outgoing_mail (to_address, subject, body_text) VALUES ($1, $2, $3) \
+         RETURNING id",
+    )
+    .bind(&email)
+    .bind(subject)
+    .bind(body)
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
+    crate::tasks::mail::enqueue(&state, mail_id).await;
     tracing::info!(user_id, approval, "account registered");
     Ok(Json(Token::bearer(access_token, scopes, created_at)))
 }

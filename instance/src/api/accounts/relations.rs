@@ -20,6 +20,7 @@ use crate::api::params::{Params, flex};
 use crate::api::timelines::feed;
 use crate::auth::{Auth, MaybeAuth};
 use crate::state::AppState;
+use crate::tasks::timeline::Relation;
 
 const ACCOUNTS_DEFAULT: i64 = 40;
 const ACCOUNTS_MAX: i64 = 80;
@@ -158,7 +159,7 @@ pub async fn unfollow(
     .bind(target.id)
     .execute(state.db.primary())
     .await?;
-    feed::unmerge(&state, me, target.id).await;
+    crate::tasks::timeline::enqueue_relation(&state, Relation::Unfollow, me, target.id).await;
     relationship(state.db.primary(), me, target.id).await
 }
 
@@ -190,6 +191,7 @@ pub async fn block(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    crate::tasks::timeline::enqueue_relation(&state, Relation::Block, me, target.id).await;
     relationship(state.db.primary(), me, target.id).await
 }
 
@@ -252,6 +254,7 @@ pub async fn mute(
     .bind(duration as f64)
     .execute(state.db.primary())
     .await?;
+    crate::tasks::timeline::enqueue_relation(&state, Relation::Mute, me, target.id).await;
     relationship(state.db.primary(), me, target.id).await
 }
 

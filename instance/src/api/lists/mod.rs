@@ -3,7 +3,10 @@
 //!
 //! A list timeline is read from PostgreSQL at each request, not from a Redis feed as home is:
 //! lists are read far less often than home, and one indexed query keeps them exact with no
-//! fan-out to maintain.
+//! fan-out to maintain. The worker's fan-out only publishes their streaming events.
+//!
+//! The members of an `exclusive` list are left out of their owner's home; changing who that
+//! is (the flag, members of such a list, deleting it) rebuilds the owner's home feed.
 
 mod markers;
 mod preferences;
@@ -178,7 +181,8 @@ pub async fn update(
 ) -> Result<Json<ListRow>, ApiError> {
     let me = caller(&auth, "write:lists")?;
     p.check()?;
-    sqlx::query_as(
+    let exclusive = p.exclusive;
+    let list: ListRow = sqlx::query_as(
         "UPDATE lists SET title = coalesce($3, title), \
                 replies_policy = coalesce($4, replies_policy), \
                 exclusive = coalesce($5, exclusive), updated_at = now() \
@@ -192,8 +196,11 @@ pub async fn update(
     .bind(p.exclusive)
     .fetch_optional(state.db.primary())
     .await?
-    .map(Json)
-    .ok_or(ApiError::NotFound)
+    .ok_or(ApiError::NotFound)?;
+    if exclusive.is_some() {
+        crate::tasks::timeline::refill(&state, me).await;
+    }
+    Ok(Json(list))
 }
 
 pub async fn destroy(
@@ -202,13 +209,16 @@ pub async fn destroy(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let me = caller(&auth, "write:lists")?;
-    let done = sqlx::query("DELETE FROM lists WHERE id = $1 AND account_id = $2")
-        .bind(parse_id(&id)?)
-        .bind(me)
-        .execute(state.db.primary())
-        .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::NotFound);
+    let exclusive: bool = sqlx::query_scalar(
+        "DELETE FROM lists WHERE id = $1 AND account_id = $2 RETURNING exclusive",
+    )
+    .bind(parse_id(&id)?)
+    .bind(me)
+    .fetch_optional(state.db.primary())
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    if exclusive {
+        crate::tasks::timeline::refill(&state, me).await;
     }
     Ok(Json(json!({})))
 }
@@ -337,6 +347,9 @@ pub async fn add_members(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    if list.exclusive {
+        crate::tasks::timeline::refill(&state, me).await;
+    }
     Ok(Json(json!({})))
 }
 
@@ -354,6 +367,9 @@ pub async fn remove_members(
         .bind(&ids)
         .execute(state.db.primary())
         .await?;
+    if list.exclusive {
+        crate::tasks::timeline::refill(&state, me).await;
+    }
     Ok(Json(json!({})))
 }
 

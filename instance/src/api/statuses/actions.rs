@@ -169,7 +169,7 @@ pub async fn reblog(
             .bind(status.id)
             .fetch_one(state.db.primary())
             .await?;
-    crate::api::timelines::feed::fan_out(&state, reblog_id).await;
+    crate::tasks::timeline::enqueue_fan_out(&state, reblog_id).await;
     Ok(Json(status_json(&state, reblog_id, Some(me)).await?))
 }
 
@@ -192,14 +192,16 @@ pub async fn unreblog(
             .bind(original.0)
             .fetch_optional(state.db.primary())
             .await?;
-    if let Some(reblog) = reblog {
-        crate::api::timelines::feed::remove(&state, &[reblog]).await;
-    }
+    let removal = match reblog {
+        Some(reblog) => crate::tasks::timeline::prepare_removal(&state, reblog).await,
+        None => None,
+    };
     sqlx::query("DELETE FROM statuses WHERE account_id = $1 AND reblog_of_id = $2")
         .bind(me)
         .bind(original.0)
         .execute(state.db.primary())
         .await?;
+    crate::tasks::timeline::enqueue_removal(&state, removal).await;
     let status = target(&state, &original.0.to_string(), me).await?;
     after_undo(&state, status.id, me).await
 }

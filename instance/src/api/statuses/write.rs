@@ -468,7 +468,7 @@ pub async fn create(
         }
     }
     let id = result?;
-    crate::api::timelines::feed::fan_out(&state, id).await;
+    crate::tasks::timeline::enqueue_fan_out(&state, id).await;
     Ok(Json(status_json(&state, id, Some(me)).await?))
 }
 
@@ -667,6 +667,7 @@ pub async fn edit(
     attach_media(&mut tx, me, id, &media).await?;
     snapshot(&mut tx, id, me, false).await?;
     tx.commit().await?;
+    crate::tasks::timeline::enqueue_update(&state, id).await;
     Ok(Json(status_json(&state, id, Some(me)).await?))
 }
 
@@ -689,12 +690,13 @@ pub async fn delete(
             .ok_or(ApiError::NotFound)?;
     let mut status = status_json(&state, id, Some(me)).await?;
     // While the rows still say whose feeds hold the status and its reblogs.
-    crate::api::timelines::feed::remove(&state, &[id]).await;
+    let removal = crate::tasks::timeline::prepare_removal(&state, id).await;
     sqlx::query("DELETE FROM statuses WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
+    crate::tasks::timeline::enqueue_removal(&state, removal).await;
     status.text = Some(text);
     Ok(Json(status))
 }

@@ -1,7 +1,7 @@
 //! Timelines: the public (federated and local) and hashtag timelines, read from PostgreSQL,
 //! and the home timeline, read from a Redis feed that posting fills (see `feed`).
 
-pub(in crate::api) mod feed;
+pub(crate) mod feed;
 mod home;
 
 use axum::Router;

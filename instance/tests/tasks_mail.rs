@@ -1,0 +1,218 @@
+//! E-mail from `outgoing_mail` through SMTP, against the SMTP sink of the test services:
+//! in-process (a failed attempt leaves the row for a retry, the retry sends once, a further
+//! run sends nothing) and end to end (registration through the API, a `fedi-server worker`
+//! process sending the confirmation; a duplicated job sends nothing more).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use fedi_config::ServerConfig;
+use fedi_server::jobs::{self, Queue};
+use fedi_server::state::AppState;
+use fedi_server::tasks::mail::{self, Delivered};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Messages the sink stored for `address` (matched on the envelope's recipient).
+fn received(address: &str) -> Vec<String> {
+    let dir = PathBuf::from(service_env("FEDI_TEST_SMTP_MAILDIR"));
+    let needle = format!("X-Fedi-Envelope-To: {address}").to_lowercase();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("the sink's mail directory") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "eml") {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if text.to_lowercase().contains(&needle) {
+                found.push(text);
+            }
+        }
+    }
+    found
+}
+
+/// A unique address per run: the sink's directory is shared by every test run.
+fn address(name: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{n}@mail.example", std::process::id())
+}
+
+/// Unique per test: job queues are named by domain, and the worker of one test must not
+/// take the jobs of another (with another database) on the shared Redis.
+fn unique_domain() -> String {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("t{}-{n}.test.example", std::process::id())
+}
+
+fn config(db: &str, domain: &str, smtp_port: &str) -> ServerConfig {
+    let redis = service_env("FEDI_TEST_REDIS_URL");
+    let host = service_env("FEDI_TEST_SMTP_HOST");
+    let vars = [
+        ("FEDI_DOMAIN", domain),
+        ("FEDI_DATABASE_URL", db),
+        ("FEDI_REDIS_URL", redis.as_str()),
+        ("FEDI_SMTP_HOST", host.as_str()),
+        ("FEDI_SMTP_PORT", smtp_port),
+        ("FEDI_SMTP_TLS", "none"),
+        ("FEDI_SMTP_FROM", "notifications@test.example"),
+    ];
+    ServerConfig::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap()
+}
+
+async fn queue_mail(db: &str, to: &str, subject: &str) -> i64 {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO outgoing_mail (to_address, subject, body_text) \
+         VALUES ($1, $2, 'Confirm: https://test.example/auth/confirmation?t=secret') RETURNING id",
+    )
+    .bind(to)
+    .bind(subject)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_mail_is_sent_once_across_a_failed_attempt_and_a_repeated_job() {
+    let db = migrated_database().await;
+    let to = address("retry");
+    let id = queue_mail(&db, &to, "Please confirm").await;
+
+    // Nothing listens on this port: the attempt fails, retryably, and the row stays.
+    let domain = unique_domain();
+    let down = AppState::new(&config(&db, &domain, &free_port().to_string())).unwrap();
+    let err = mail::deliver(&down, id).await.unwrap_err();
+    assert!(!err.is_permanent(), "{err}");
+    assert!(received(&to).is_empty());
+
+    let up = AppState::new(&config(&db, &domain, &service_env("FEDI_TEST_SMTP_PORT"))).unwrap();
+    assert_eq!(mail::deliver(&up, id).await.unwrap(), Delivered::Sent);
+    // The retried job, or a duplicate of it, finds the row sent.
+    assert_eq!(mail::deliver(&up, id).await.unwrap(), Delivered::Nothing);
+    let got = received(&to);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("Subject: Please confirm"), "{}", got[0]);
+    assert!(got[0].contains(&format!("Message-ID: <mail-{id}@{domain}>")));
+
+    // Sent, and the one-time link it carried is not kept.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db)
+        .await
+        .unwrap();
+    let (sent, body): (bool, String) =
+        sqlx::query_as("SELECT sent_at IS NOT NULL, body_text FROM outgoing_mail WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(sent);
+    assert_eq!(body, "");
+
+    // An address no SMTP server can take fails for good and is recorded as such.
+    let bad = queue_mail(&db, "not an address", "x").await;
+    let err = mail::deliver(&up, bad).await.unwrap_err();
+    assert!(err.is_permanent(), "{err}");
+    let (failed,): (bool,) =
+        sqlx::query_as("SELECT failed_at IS NOT NULL FROM outgoing_mail WHERE id = $1")
+            .bind(bad)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(failed);
+}
+
+#[tokio::test]
+async fn registration_mail_reaches_the_sink_once_through_the_worker() {
+    let db = migrated_database().await;
+    let redis = service_env("FEDI_TEST_REDIS_URL");
+    let host = service_env("FEDI_TEST_SMTP_HOST");
+    let port = service_env("FEDI_TEST_SMTP_PORT");
+    let domain = unique_domain();
+    let smtp = [
+        ("FEDI_DOMAIN", domain.as_str()),
+        ("FEDI_SMTP_HOST", host.as_str()),
+        ("FEDI_SMTP_PORT", port.as_str()),
+        ("FEDI_SMTP_TLS", "none"),
+        ("FEDI_SMTP_FROM", "notifications@test.example"),
+    ];
+    let api = start_api_with(&db, &redis, &smtp).await;
+    let _worker = Server {
+        child: server_command(&db, &redis)
+            .arg("worker")
+            .env("FEDI_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("FEDI_WORKER_CONCURRENCY", "1")
+            .envs(smtp)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn fedi-server worker"),
+        base_url: String::new(),
+    };
+    let app = issue_token(&db, None, "write:accounts").await;
+    let to = address("newcomer");
+    let reply = reqwest::Client::new()
+        .post(format!("{}/api/v1/accounts", api.base_url))
+        .bearer_auth(&app)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("username", "newcomer"),
+                ("email", to.as_str()),
+                ("password", "a long password 123"),
+                ("agreement", "true"),
+                ("locale", "en"),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "{}", reply.text().await.unwrap());
+
+    let mail = eventually(WAIT, "the confirmation e-mail at the sink", || async {
+        received(&to).pop()
+    })
+    .await;
+    assert!(mail.contains(&format!("https://{domain}/")), "{mail}");
+
+    // The same delivery queued again (a job run twice) sends nothing more: once a later
+    // mail, queued after it on the same one-job-at-a-time worker, has arrived, the
+    // duplicate has run.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db)
+        .await
+        .unwrap();
+    let (id,): (i64,) = sqlx::query_as("SELECT id FROM outgoing_mail WHERE to_address = $1")
+        .bind(to.to_lowercase())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let state = AppState::new(&config(&db, &domain, &port)).unwrap();
+    jobs::enqueue(
+        &state,
+        Queue::Mailers,
+        mail::DELIVER,
+        serde_json::json!({"id": id}),
+    )
+    .await
+    .unwrap();
+    let later = address("later");
+    let later_id = queue_mail(&db, &later, "later").await;
+    mail::enqueue(&state, later_id).await;
+    eventually(WAIT, "the later e-mail", || async {
+        (!received(&later).is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(received(&to).len(), 1);
+}
