@@ -8,7 +8,7 @@ use serde_json::Value;
 
 #[test]
 fn unimplemented_roles_refuse_to_start() {
-    for role in ["streamer", "worker"] {
+    for role in ["streamer"] {
         let out = server_command("postgres://unused", "redis://unused")
             .arg(role)
             .output()

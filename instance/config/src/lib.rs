@@ -50,6 +50,8 @@ pub struct WorkerConfig {
     pub scheduler: bool,
     /// How long in-flight jobs may run after SIGTERM before they go back to their queue.
     pub shutdown_grace: Duration,
+    /// Period of the scheduler's heartbeat job, which shows that periodic jobs run.
+    pub heartbeat: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -63,6 +65,7 @@ impl Default for WorkerConfig {
             concurrency: DEFAULT_WORKER_CONCURRENCY,
             scheduler: true,
             shutdown_grace: DEFAULT_WORKER_SHUTDOWN_GRACE,
+            heartbeat: DEFAULT_WORKER_HEARTBEAT,
         }
     }
 }
@@ -149,6 +152,7 @@ const DEFAULT_DB_REPLICA_MAX_LAG: Duration = Duration::from_secs(10);
 const DEFAULT_WORKER_CONCURRENCY: u32 = 10;
 /// Five seconds under Kubernetes' default termination grace period, for the requeue.
 const DEFAULT_WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+const DEFAULT_WORKER_HEARTBEAT: Duration = Duration::from_secs(60);
 /// 128 random bits written as hex, at the least; the operator generates 64 bytes.
 const MIN_SECRET_KEY_BASE_LEN: usize = 32;
 
@@ -268,6 +272,14 @@ impl ServerConfig {
                         .parsed(vars::WORKER_SHUTDOWN_GRACE, values::parse_num)?
                         .map(Duration::from_secs)
                         .unwrap_or(default.shutdown_grace),
+                    heartbeat: match r.parsed(vars::WORKER_HEARTBEAT, values::parse_num)? {
+                        Some(0) => {
+                            return Err(
+                                r.invalid(vars::WORKER_HEARTBEAT, "must be at least 1".into())
+                            );
+                        }
+                        s => s.map(Duration::from_secs).unwrap_or(default.heartbeat),
+                    },
                 }
             },
         })
@@ -311,6 +323,10 @@ impl ServerConfig {
         plain(
             vars::WORKER_SHUTDOWN_GRACE,
             self.worker.shutdown_grace.as_secs().to_string(),
+        );
+        plain(
+            vars::WORKER_HEARTBEAT,
+            self.worker.heartbeat.as_secs().to_string(),
         );
         if let Some(s) = &self.storage {
             plain(vars::S3_ENDPOINT, s.endpoint.clone());
@@ -479,6 +495,7 @@ mod tests {
                 concurrency: 32,
                 scheduler: false,
                 shutdown_grace: Duration::from_secs(50),
+                heartbeat: Duration::from_secs(300),
             },
         }
     }
@@ -576,6 +593,7 @@ mod tests {
             ),
             (vars::WORKER_CONCURRENCY, "0", "at least 1"),
             (vars::WORKER_SCHEDULER, "sometimes", "true/false"),
+            (vars::WORKER_HEARTBEAT, "0", "at least 1"),
         ];
         for (var, value, expected) in cases {
             let mut env = full().render_map();

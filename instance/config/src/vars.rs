@@ -60,6 +60,9 @@ pub const WORKER_SCHEDULER: &str = "FEDI_WORKER_SCHEDULER";
 /// Worker role: whole seconds in-flight jobs get to finish after SIGTERM before they are
 /// put back on their queue (below the pod's termination grace period, 30 s by default).
 pub const WORKER_SHUTDOWN_GRACE: &str = "FEDI_WORKER_SHUTDOWN_GRACE_SECONDS";
+/// Worker role: whole seconds between runs of the scheduler's heartbeat job, whose last run
+/// `/metrics` reports (`fedi_jobs_scheduler_heartbeat_timestamp_seconds`).
+pub const WORKER_HEARTBEAT: &str = "FEDI_WORKER_HEARTBEAT_SECONDS";
 
 /// Variables whose values are credentials (URLs carry passwords): they come from Secrets
 /// and are never echoed in an error.

@@ -2,11 +2,13 @@
 //! primary database.
 //!
 //! Output contract: what happened goes to stderr; stdout carries nothing but a generated
-//! password, once, so that `pw=$(fedi-server admin accounts reset-password alice)` works and
-//! no log collector that only keeps stderr ever sees one. Every failure exits 1 with a
+//! password, once, or the listing a command was asked for (`jobs list`, `jobs show`), so
+//! that `pw=$(fedi-server admin accounts reset-password alice)` works and no log collector
+//! that only keeps stderr ever sees a password. Every failure exits 1 with a
 //! sentence naming what is wrong.
 
 mod accounts;
+mod jobs;
 
 use std::time::Duration;
 
@@ -15,21 +17,31 @@ use fedi_config::ServerConfig;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 pub use accounts::{AccountsCommand, Role};
+pub use jobs::JobsCommand;
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Create local accounts and change their state, role or password.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// The dead set of the job queue: list, show, retry or delete failed jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
 }
 
 /// Long enough for a primary that is failing over; a CLI should not hang for minutes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub async fn run(config: &ServerConfig, command: Command) -> anyhow::Result<()> {
+    let command = match command {
+        // Redis only.
+        Command::Jobs(c) => return jobs::run(config, c).await,
+        c => c,
+    };
     let mut conn = connect(config).await?;
     let result = match command {
         Command::Accounts(c) => accounts::run(&mut conn, &config.domain, c).await,
+        Command::Jobs(_) => unreachable!("handled above"),
     };
     conn.close().await.ok();
     result.map_err(explain)

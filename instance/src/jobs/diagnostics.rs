@@ -13,8 +13,13 @@ use crate::state::AppState;
 pub(crate) const RECORD: &str = "diagnostics.record";
 pub(crate) const FAIL: &str = "diagnostics.fail";
 pub(crate) const HEARTBEAT: &str = "diagnostics.heartbeat";
-/// Runs of the heartbeat, newest kept: a sorted set of job ids by the period they ran for.
-pub(crate) const HEARTBEAT_KEY: &str = "{fedi:jobs:scheduler}:heartbeats";
+/// Runs of the heartbeat, newest kept: a sorted set of run ids by the period they ran for.
+pub fn heartbeat_key(state: &AppState) -> String {
+    format!(
+        "{}:heartbeats",
+        super::store::tag(state, super::Queue::Scheduler)
+    )
+}
 const HEARTBEATS_KEPT: usize = 100;
 
 pub(crate) fn register(r: &mut Registry) {
@@ -78,12 +83,12 @@ async fn heartbeat(state: AppState, a: Value) -> Result<(), JobError> {
     }
     let Due { due } = args(a)?;
     let mut add = redis::cmd("ZADD");
-    add.arg(HEARTBEAT_KEY)
+    add.arg(heartbeat_key(&state))
         .arg(due)
         .arg(format!("{due}:{:x}", super::random_below(u64::MAX)));
     state.redis.query::<i64>(&add).await?;
     let mut trim = redis::cmd("ZREMRANGEBYRANK");
-    trim.arg(HEARTBEAT_KEY)
+    trim.arg(heartbeat_key(&state))
         .arg(0)
         .arg(-(HEARTBEATS_KEPT as i64) - 1);
     state.redis.query::<i64>(&trim).await?;
@@ -93,7 +98,10 @@ async fn heartbeat(state: AppState, a: Value) -> Result<(), JobError> {
 /// The last heartbeat's period, milliseconds since the epoch.
 pub(crate) async fn last_heartbeat(state: &AppState) -> redis::RedisResult<Option<i64>> {
     let mut cmd = redis::cmd("ZRANGE");
-    cmd.arg(HEARTBEAT_KEY).arg(-1).arg(-1).arg("WITHSCORES");
+    cmd.arg(heartbeat_key(state))
+        .arg(-1)
+        .arg(-1)
+        .arg("WITHSCORES");
     let last: Vec<(String, f64)> = state.redis.query(&cmd).await?;
     Ok(last.first().map(|(_, score)| *score as i64))
 }

@@ -26,7 +26,7 @@
 mod diagnostics;
 mod metrics;
 mod schedule;
-pub(crate) mod store;
+pub mod store;
 mod worker;
 
 use std::collections::BTreeMap;

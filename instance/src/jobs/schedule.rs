@@ -10,13 +10,18 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::store::keys;
+use super::store::{keys, tag};
 use super::{Job, Queue, Registry, now_ms};
 use crate::state::AppState;
 
-const LOCK_KEY: &str = "{fedi:jobs:scheduler}:lock";
+fn lock_key(state: &AppState) -> String {
+    format!("{}:lock", tag(state, Queue::Scheduler))
+}
+
 /// Last period enqueued, by kind (same slot as the scheduler queue's stream).
-const PERIODIC_KEY: &str = "{fedi:jobs:scheduler}:periodic";
+fn periodic_key(state: &AppState) -> String {
+    format!("{}:periodic", tag(state, Queue::Scheduler))
+}
 const LOCK_TTL: Duration = Duration::from_secs(15);
 const TICK: Duration = Duration::from_secs(1);
 
@@ -67,7 +72,7 @@ async fn hold_lock(state: &AppState, me: &str) -> redis::RedisResult<bool> {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(HOLD)
         .arg(1)
-        .arg(LOCK_KEY)
+        .arg(lock_key(state))
         .arg(me)
         .arg(LOCK_TTL.as_millis() as u64);
     Ok(state.redis.query::<i64>(&cmd).await? == 1)
@@ -79,7 +84,7 @@ async fn release_lock(state: &AppState, me: &str) {
         if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end \
         return 0";
     let mut cmd = redis::cmd("EVAL");
-    cmd.arg(RELEASE).arg(1).arg(LOCK_KEY).arg(me);
+    cmd.arg(RELEASE).arg(1).arg(lock_key(state)).arg(me);
     if let Err(e) = state.redis.query::<i64>(&cmd).await {
         warn!(error = %e, "cannot release the scheduler lock; it expires by itself");
     }
@@ -101,8 +106,8 @@ async fn enqueue_if_due(state: &AppState, kind: &str, interval: Duration) -> any
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(ENQUEUE)
         .arg(2)
-        .arg(PERIODIC_KEY)
-        .arg(keys(Queue::Scheduler).stream)
+        .arg(periodic_key(state))
+        .arg(keys(state, Queue::Scheduler).stream)
         .arg(kind)
         .arg(period)
         .arg(serde_json::to_string(&job)?);

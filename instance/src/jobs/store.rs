@@ -1,5 +1,5 @@
 //! Where jobs live in Redis, and every move between those places. Per queue, under the
-//! hash tag `{fedi:jobs:<queue>}`:
+//! hash tag `{fedi:jobs:<domain>:<queue>}`:
 //!
 //! - `:stream`, the runnable jobs, read through the consumer group `workers`; one field
 //!   `job` holds the JSON of a `Job`. Acknowledged entries are deleted, so the stream holds
@@ -31,8 +31,14 @@ pub(crate) struct Keys {
     pub dead_jobs: String,
 }
 
-pub(crate) fn keys(queue: Queue) -> Keys {
-    let tag = format!("{{fedi:jobs:{queue}}}");
+/// The hash tag of a queue's keys. The instance's domain is part of it, so that instances
+/// (and tests) sharing one Redis never take each other's jobs.
+pub(crate) fn tag(state: &AppState, queue: Queue) -> String {
+    format!("{{fedi:jobs:{}:{queue}}}", state.config.domain)
+}
+
+pub(crate) fn keys(state: &AppState, queue: Queue) -> Keys {
+    let tag = tag(state, queue);
     Keys {
         stream: format!("{tag}:stream"),
         scheduled: format!("{tag}:scheduled"),
@@ -71,7 +77,7 @@ fn json(job: &Job) -> String {
 
 pub(crate) async fn push(state: &AppState, queue: Queue, job: &Job) -> redis::RedisResult<()> {
     let mut cmd = redis::cmd("XADD");
-    cmd.arg(keys(queue).stream)
+    cmd.arg(keys(state, queue).stream)
         .arg("*")
         .arg("job")
         .arg(json(job));
@@ -88,7 +94,9 @@ pub(crate) async fn push_at(
         return push(state, queue, job).await;
     }
     let mut cmd = redis::cmd("ZADD");
-    cmd.arg(keys(queue).scheduled).arg(at_ms).arg(json(job));
+    cmd.arg(keys(state, queue).scheduled)
+        .arg(at_ms)
+        .arg(json(job));
     state.redis.query::<i64>(&cmd).await.map(drop)
 }
 
@@ -97,7 +105,7 @@ pub(crate) async fn push_at(
 pub(crate) async fn ensure_group(state: &AppState, queue: Queue) -> redis::RedisResult<()> {
     let mut cmd = redis::cmd("XGROUP");
     cmd.arg("CREATE")
-        .arg(keys(queue).stream)
+        .arg(keys(state, queue).stream)
         .arg(GROUP)
         .arg("0")
         .arg("MKSTREAM");
@@ -121,7 +129,7 @@ pub(crate) async fn fetch(
         .arg("COUNT")
         .arg(count)
         .arg("STREAMS")
-        .arg(keys(queue).stream)
+        .arg(keys(state, queue).stream)
         .arg(">");
     let reply: Option<StreamReadReply> = state.redis.query(&cmd).await?;
     Ok(reply
@@ -141,7 +149,7 @@ pub(crate) async fn reclaim(
     min_idle_ms: u64,
     count: usize,
 ) -> redis::RedisResult<Vec<Entry>> {
-    let stream = keys(queue).stream;
+    let stream = keys(state, queue).stream;
     let mut out = Vec::new();
     let mut cursor = "0-0".to_string();
     // Each call scans at most 10 * COUNT pending entries: a few rounds cover a long list.
@@ -176,7 +184,10 @@ pub(crate) async fn keep_alive(
         return Ok(());
     }
     let mut cmd = redis::cmd("XCLAIM");
-    cmd.arg(keys(queue).stream).arg(GROUP).arg(consumer).arg(0);
+    cmd.arg(keys(state, queue).stream)
+        .arg(GROUP)
+        .arg(consumer)
+        .arg(0);
     for id in entry_ids {
         cmd.arg(id);
     }
@@ -190,9 +201,9 @@ pub(crate) async fn ack(state: &AppState, queue: Queue, entry_id: &str) -> redis
         redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) \
         redis.call('XDEL', KEYS[1], ARGV[2]) \
         return 1";
-    let stream = keys(queue).stream;
+    let stream = keys(state, queue).stream;
     let mut cmd = script(ACK, &[&stream]);
-    cmd.arg(&GROUP).arg(&entry_id);
+    cmd.arg(GROUP).arg(entry_id);
     state.redis.query::<i64>(&cmd).await.map(drop)
 }
 
@@ -210,9 +221,9 @@ pub(crate) async fn retry_later(
         redis.call('XDEL', KEYS[1], ARGV[2]) \
         redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4]) \
         return 1";
-    let k = keys(queue);
+    let k = keys(state, queue);
     let mut cmd = script(RETRY, &[&k.stream, &k.scheduled]);
-    cmd.arg(&GROUP).arg(&entry_id).arg(&due_ms).arg(&json(job));
+    cmd.arg(GROUP).arg(entry_id).arg(due_ms).arg(json(job));
     Ok(state.redis.query::<i64>(&cmd).await? == 1)
 }
 
@@ -241,16 +252,16 @@ pub(crate) async fn kill(
             redis.call('HDEL', KEYS[3], id) \
         end \
         return 1";
-    let k = keys(queue);
+    let k = keys(state, queue);
     let now = now_ms();
     let mut cmd = script(KILL, &[&k.stream, &k.dead, &k.dead_jobs]);
-    cmd.arg(&GROUP)
-        .arg(&entry_id)
-        .arg(&now)
+    cmd.arg(GROUP)
+        .arg(entry_id)
+        .arg(now)
         .arg(&job.id)
-        .arg(&json(job))
-        .arg(&DEAD_MAX)
-        .arg(&(now - DEAD_MAX_AGE_MS));
+        .arg(json(job))
+        .arg(DEAD_MAX)
+        .arg(now - DEAD_MAX_AGE_MS);
     Ok(state.redis.query::<i64>(&cmd).await? == 1)
 }
 
@@ -266,9 +277,9 @@ pub(crate) async fn requeue(
         redis.call('XDEL', KEYS[1], ARGV[2]) \
         redis.call('XADD', KEYS[1], '*', 'job', ARGV[3]) \
         return 1";
-    let stream = keys(queue).stream;
+    let stream = keys(state, queue).stream;
     let mut cmd = script(REQUEUE, &[&stream]);
-    cmd.arg(&GROUP).arg(&entry.entry_id).arg(&entry.raw);
+    cmd.arg(GROUP).arg(&entry.entry_id).arg(&entry.raw);
     Ok(state.redis.query::<i64>(&cmd).await? == 1)
 }
 
@@ -285,9 +296,9 @@ pub(crate) async fn promote(
             redis.call('ZREM', KEYS[1], job) \
         end \
         return #due";
-    let k = keys(queue);
+    let k = keys(state, queue);
     let mut cmd = script(PROMOTE, &[&k.scheduled, &k.stream]);
-    cmd.arg(&now_ms()).arg(&limit);
+    cmd.arg(now_ms()).arg(limit);
     state.redis.query::<usize>(&cmd).await
 }
 
@@ -323,9 +334,9 @@ pub(crate) async fn stats(state: &AppState, queue: Queue) -> redis::RedisResult<
             if #next > 0 then oldest = next[1][1] end \
         end \
         return {len, pending, oldest, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3])}";
-    let k = keys(queue);
+    let k = keys(state, queue);
     let mut cmd = script(STATS, &[&k.stream, &k.scheduled, &k.dead]);
-    cmd.arg(&GROUP);
+    cmd.arg(GROUP);
     let (len, pending, oldest, scheduled, dead): (u64, u64, String, u64, u64) =
         state.redis.query(&cmd).await?;
     Ok(QueueStats {
@@ -363,9 +374,9 @@ pub async fn dead_list(
             out[#out + 1] = redis.call('HGET', KEYS[2], ids[i]) or '' \
         end \
         return out";
-    let k = keys(queue);
+    let k = keys(state, queue);
     let mut cmd = script(LIST, &[&k.dead, &k.dead_jobs]);
-    cmd.arg(&limit);
+    cmd.arg(limit);
     let flat: Vec<String> = state.redis.query(&cmd).await?;
     flat.chunks(2)
         .filter(|pair| !pair[1].is_empty())
@@ -382,7 +393,7 @@ pub async fn dead_list(
 /// The dead job `id`, whichever queue it died on.
 pub async fn dead_get(state: &AppState, id: &str) -> anyhow::Result<Option<DeadJob>> {
     for queue in Queue::ALL {
-        let k = keys(queue);
+        let k = keys(state, queue);
         let mut cmd = redis::cmd("HGET");
         cmd.arg(&k.dead_jobs).arg(id);
         let Some(raw) = state.redis.query::<Option<String>>(&cmd).await? else {
@@ -410,9 +421,9 @@ pub async fn dead_retry(state: &AppState, queue: Queue, id: &str) -> anyhow::Res
         redis.call('ZREM', KEYS[1], ARGV[1]) \
         redis.call('HDEL', KEYS[2], ARGV[1]) \
         return 1";
-    let k = keys(queue);
+    let k = keys(state, queue);
     let mut cmd = script(RETRY, &[&k.dead, &k.dead_jobs, &k.stream]);
-    cmd.arg(&id);
+    cmd.arg(id);
     Ok(state.redis.query::<i64>(&cmd).await? == 1)
 }
 
@@ -421,9 +432,9 @@ pub async fn dead_delete(state: &AppState, queue: Queue, id: &str) -> anyhow::Re
     const DELETE: &str = "\
         redis.call('ZREM', KEYS[1], ARGV[1]) \
         return redis.call('HDEL', KEYS[2], ARGV[1])";
-    let k = keys(queue);
+    let k = keys(state, queue);
     let mut cmd = script(DELETE, &[&k.dead, &k.dead_jobs]);
-    cmd.arg(&id);
+    cmd.arg(id);
     Ok(state.redis.query::<i64>(&cmd).await? == 1)
 }
 
@@ -447,8 +458,8 @@ pub(crate) async fn prune_consumers(
             end \
         end \
         return n";
-    let stream = keys(queue).stream;
+    let stream = keys(state, queue).stream;
     let mut cmd = script(PRUNE, &[&stream]);
-    cmd.arg(&GROUP).arg(&min_idle_ms);
+    cmd.arg(GROUP).arg(min_idle_ms);
     state.redis.query(&cmd).await
 }

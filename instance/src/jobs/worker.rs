@@ -43,7 +43,8 @@ const REQUEUE_TIME: Duration = Duration::from_secs(5);
 /// Runs the worker until SIGTERM, serving `/health`, `/readyz` and `/metrics` on `listen`
 /// when given (the `all` role leaves HTTP to the api).
 pub async fn run(config: &ServerConfig, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let registry = Registry::all();
+    let mut registry = Registry::all();
+    registry.periodic(super::diagnostics::HEARTBEAT, config.worker.heartbeat);
     registry.check()?;
     let state = AppState::new(config)?;
     let worker = Arc::new(Worker {
@@ -349,17 +350,17 @@ impl Worker {
                     if let Err(e) = store::promote(&self.state, queue, 1000).await {
                         warn!(%queue, error = %e, "cannot move due scheduled jobs");
                     }
-                    if tick % RECLAIM_EVERY == 0 {
+                    if tick.is_multiple_of(RECLAIM_EVERY) {
                         self.reclaim(queue).await;
                     }
-                    if tick % PRUNE_EVERY == 0 {
+                    if tick.is_multiple_of(PRUNE_EVERY) {
                         let idle = CONSUMER_MAX_IDLE.as_millis() as u64;
                         if let Err(e) = store::prune_consumers(&self.state, queue, idle).await {
                             debug!(%queue, error = %e, "cannot prune consumers");
                         }
                     }
                 }
-                if tick % KEEP_ALIVE_EVERY == 0 {
+                if tick.is_multiple_of(KEEP_ALIVE_EVERY) {
                     let ids: Vec<String> = self
                         .in_flight
                         .lock()
@@ -490,14 +491,16 @@ mod tests {
     #[test]
     fn heavier_queues_come_first_proportionally_and_every_queue_is_tried() {
         let queues = [(Queue::Default, 6), (Queue::Push, 3), (Queue::Mailers, 1)];
-        let mut first = HashMap::new();
+        let mut first = [0u32; 6];
         let rounds = 20_000;
         for _ in 0..rounds {
             let order = weighted_order(&queues);
             assert_eq!(order.len(), 3);
-            *first.entry(order[0]).or_insert(0u32) += 1;
+            first[Queue::ALL.iter().position(|q| *q == order[0]).unwrap()] += 1;
         }
-        let share = |q| f64::from(first[&q]) / f64::from(rounds);
+        let share = |q| {
+            f64::from(first[Queue::ALL.iter().position(|x| *x == q).unwrap()]) / f64::from(rounds)
+        };
         assert!((share(Queue::Default) - 0.6).abs() < 0.03, "{first:?}");
         assert!((share(Queue::Push) - 0.3).abs() < 0.03, "{first:?}");
         assert!((share(Queue::Mailers) - 0.1).abs() < 0.03, "{first:?}");
