@@ -15,16 +15,24 @@ help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: test
-test: ## Everything CI runs: lint, licences, unit + integration tests, CRD drift, e2e
+test: web-test ## Everything CI runs: lint, licences, unit + integration tests, CRD drift, e2e
 	scripts/test.sh
 
 .PHONY: dev
-dev: ## Run the product locally: services, control plane, server on :3000, operator, a sample
+dev: web ## Run the product locally: services, control plane, server on :3000, operator, a sample
 	scripts/dev.sh up
 
 .PHONY: dev-down
 dev-down: ## Stop what `make dev` started (services and control plane included)
 	scripts/dev.sh down
+
+.PHONY: web
+web: ## The web client: npm ci + Vite build into instance/web/dist (skipped when unchanged)
+	scripts/web.sh build
+
+.PHONY: web-test
+web-test: web ## The web client's unit tests (Vitest); its browser test runs in `make unit`
+	scripts/web.sh test
 
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors

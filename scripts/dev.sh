@@ -62,6 +62,8 @@ up() {
     psql "$FEDI_TEST_DATABASE_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$DEV_DB'" | grep -q 1 ||
         psql "$FEDI_TEST_DATABASE_URL" -qc "CREATE DATABASE $DEV_DB"
 
+    # The web client uploads media: the bucket must exist, its media/ readable by browsers.
+    scripts/web-dev-bucket.sh fedi-dev-media
     start server env FEDI_DOMAIN=localhost FEDI_LISTEN="$SERVER_ADDR" \
         FEDI_DATABASE_URL="$db_url" FEDI_DATABASE_REPLICA_URL="${FEDI_TEST_DATABASE_REPLICA_URL%/*}/$DEV_DB" \
         FEDI_REDIS_URL="$FEDI_TEST_REDIS_URL" \
@@ -69,6 +71,7 @@ up() {
         FEDI_S3_ACCESS_KEY_ID="$FEDI_TEST_S3_ACCESS_KEY" FEDI_S3_SECRET_ACCESS_KEY="$FEDI_TEST_S3_SECRET_KEY" \
         FEDI_SMTP_HOST="$FEDI_TEST_SMTP_HOST" FEDI_SMTP_PORT="$FEDI_TEST_SMTP_PORT" FEDI_SMTP_TLS=none \
         FEDI_SMTP_FROM=notifications@localhost \
+        FEDI_WEB_ROOT="$ROOT/instance/web/dist" \
         target/debug/fedi-server all
     wait_for "fedi-server" 60 curl -fsS "http://$SERVER_ADDR/readyz"
 
@@ -88,6 +91,7 @@ up() {
 Everything is running on loopback:
   server     http://$SERVER_ADDR  (fedi-server all; log .local/dev/server.log)
              curl http://$SERVER_ADDR/readyz
+  web        http://$SERVER_ADDR/  (the web client: create an account, sign in)
   operator   metrics http://$OPERATOR_ADDR/metrics (log .local/dev/operator.log)
   cluster    source .local/cluster/env   # sets KUBECONFIG and puts kubectl on PATH
              kubectl get fedi -A; kubectl describe fedi minimal

@@ -15,3 +15,4 @@ pub mod storage;
 pub mod tasks;
 pub mod telemetry;
 pub mod text;
+pub mod web;

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub secret_key_base: Option<Secret>,
     /// The worker role's queues and pool size (ignored by the other roles).
     pub worker: WorkerConfig,
+    /// Worker role: unattached media older than this are deleted (whole hours).
+    pub orphaned_media_retention: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,6 +155,8 @@ const DEFAULT_WORKER_CONCURRENCY: u32 = 10;
 /// Five seconds under Kubernetes' default termination grace period, for the requeue.
 const DEFAULT_WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 const DEFAULT_WORKER_HEARTBEAT: Duration = Duration::from_secs(60);
+/// Mastodon's: a day to attach an upload to a status.
+const DEFAULT_ORPHANED_MEDIA_RETENTION_HOURS: u64 = 24;
 /// 128 random bits written as hex, at the least; the operator generates 64 bytes.
 const MIN_SECRET_KEY_BASE_LEN: usize = 32;
 
@@ -282,6 +286,18 @@ impl ServerConfig {
                     },
                 }
             },
+            orphaned_media_retention: match r
+                .parsed(vars::ORPHANED_MEDIA_RETENTION, values::parse_num::<u64>)?
+            {
+                Some(0) => {
+                    return Err(
+                        r.invalid(vars::ORPHANED_MEDIA_RETENTION, "must be at least 1".into())
+                    );
+                }
+                h => {
+                    Duration::from_secs(h.unwrap_or(DEFAULT_ORPHANED_MEDIA_RETENTION_HOURS) * 3600)
+                }
+            },
         })
     }
 
@@ -327,6 +343,10 @@ impl ServerConfig {
         plain(
             vars::WORKER_HEARTBEAT,
             self.worker.heartbeat.as_secs().to_string(),
+        );
+        plain(
+            vars::ORPHANED_MEDIA_RETENTION,
+            (self.orphaned_media_retention.as_secs() / 3600).to_string(),
         );
         if let Some(s) = &self.storage {
             plain(vars::S3_ENDPOINT, s.endpoint.clone());
@@ -497,6 +517,7 @@ mod tests {
                 shutdown_grace: Duration::from_secs(50),
                 heartbeat: Duration::from_secs(300),
             },
+            orphaned_media_retention: Duration::from_secs(48 * 3600),
         }
     }
 
@@ -594,6 +615,7 @@ mod tests {
             (vars::WORKER_CONCURRENCY, "0", "at least 1"),
             (vars::WORKER_SCHEDULER, "sometimes", "true/false"),
             (vars::WORKER_HEARTBEAT, "0", "at least 1"),
+            (vars::ORPHANED_MEDIA_RETENTION, "0", "at least 1"),
         ];
         for (var, value, expected) in cases {
             let mut env = full().render_map();

@@ -51,6 +51,10 @@ pub const ENCRYPTION_KEY: &str = "FEDI_ENCRYPTION_KEY";
 pub const VAPID_PRIVATE_KEY: &str = "FEDI_VAPID_PRIVATE_KEY";
 pub const VAPID_PUBLIC_KEY: &str = "FEDI_VAPID_PUBLIC_KEY";
 
+/// Api role: the directory of the built web client (`index.html`, `assets/`); the image
+/// ships it at `DEFAULT_WEB_ROOT`.
+pub const WEB_ROOT: &str = "FEDI_WEB_ROOT";
+
 /// Worker role: the queues it polls with their weights, as `default:8,push:4`.
 pub const WORKER_QUEUES: &str = "FEDI_WORKER_QUEUES";
 /// Worker role: jobs run at once per process.

@@ -32,7 +32,8 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes())
         .merge(timelines::routes())
         .merge(lists::routes())
-        .fallback(|| async { ApiError::NotFound })
+        // The web client for browsers; the JSON 404 for everything else.
+        .fallback(crate::web::fallback)
         .layer(cors())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
@@ -77,6 +78,7 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let state = AppState::new(&config)?;
+    crate::web::check_root(&config.web_root());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
