@@ -67,6 +67,9 @@ pub const WORKER_SHUTDOWN_GRACE: &str = "FEDI_WORKER_SHUTDOWN_GRACE_SECONDS";
 /// Worker role: whole seconds between runs of the scheduler's heartbeat job, whose last run
 /// `/metrics` reports (`fedi_jobs_scheduler_heartbeat_timestamp_seconds`).
 pub const WORKER_HEARTBEAT: &str = "FEDI_WORKER_HEARTBEAT_SECONDS";
+/// Worker role: whole hours after which media uploaded but never attached to a status
+/// are deleted from the bucket and the database (Mastodon keeps them a day).
+pub const ORPHANED_MEDIA_RETENTION: &str = "FEDI_ORPHANED_MEDIA_RETENTION_HOURS";
 
 /// Variables whose values are credentials (URLs carry passwords): they come from Secrets
 /// and are never echoed in an error.

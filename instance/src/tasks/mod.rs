@@ -3,10 +3,12 @@
 //! API calls to queue them after a commit.
 
 pub mod mail;
+pub mod maintenance;
 pub mod timeline;
 
 /// Registers every task kind (and the periodic ones) with the worker.
 pub fn register(registry: &mut crate::jobs::Registry) {
     timeline::register(registry);
     mail::register(registry);
+    maintenance::register(registry);
 }
