@@ -1277,7 +1277,7 @@ async fn limits_are_enforced_and_a_refused_post_stores_nothing() {
                 ("poll[options][]", "a"),
                 ("poll[options][]", "b"),
             ],
-            "polls are not supported yet",
+            "Poll expires at can't be blank",
         ),
         (
             vec![("status", "x"), ("scheduled_at", "2099-01-01T00:00:00Z")],

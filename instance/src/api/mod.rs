@@ -7,9 +7,11 @@ pub(crate) mod health;
 mod instance;
 mod lists;
 mod media;
+pub(crate) mod notifications;
 mod oauth;
 pub mod pagination;
 pub mod params;
+pub(crate) mod polls;
 mod statuses;
 pub(crate) mod timelines;
 
@@ -32,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes())
         .merge(timelines::routes())
         .merge(lists::routes())
+        .merge(notifications::routes())
+        .merge(polls::routes())
         // The web client for browsers; the JSON 404 for everything else.
         .fallback(crate::web::fallback)
         .layer(cors())

@@ -15,6 +15,7 @@ use super::{parse_id, require_if_token, visible_account};
 use crate::api::ApiError;
 use crate::api::entities::account::account_columns;
 use crate::api::entities::{AccountRow, Relationship, account_json, relationships};
+use crate::api::notifications::{Cause, notify};
 use crate::api::pagination::{Page, PageQuery, link_header};
 use crate::api::params::{Params, flex};
 use crate::api::timelines::feed;
@@ -140,6 +141,16 @@ pub async fn follow(
         .await?;
     tx.commit().await?;
     feed::invalidate(&state, me).await;
+    if !following {
+        notify(
+            &state,
+            Cause::Follow {
+                follower: me,
+                target: target.id,
+            },
+        )
+        .await;
+    }
     relationship(state.db.primary(), me, target.id).await
 }
 

@@ -3,6 +3,8 @@
 pub mod account;
 pub mod html;
 pub mod media_attachment;
+pub mod notification;
+pub mod poll;
 pub mod relationship;
 pub mod status;
 pub mod token;

@@ -13,6 +13,7 @@ use sqlx::types::chrono::{DateTime, Utc};
 
 use super::account::{Account, AccountRow, account_columns, account_json, iso8601};
 use super::media_attachment::{MediaAttachment, load_media};
+use super::poll::{Poll, load_polls};
 use crate::state::AppState;
 
 /// SQL: whether the status aliased `$s` may be seen by the account `$viewer` (a SQL
@@ -120,7 +121,7 @@ pub struct Status {
     /// Only on the viewer's own statuses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pinned: Option<bool>,
-    pub poll: Option<Value>,
+    pub poll: Option<Poll>,
     pub card: Option<Value>,
     /// Shown to the author only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -312,6 +313,8 @@ pub async fn load_statuses_from(
         .map(|m| (m.id.clone(), m))
         .collect();
 
+    let polls = load_polls(db, &status_ids, viewer).await?;
+
     let build = |row: &StatusRow, reblog: Option<Box<Status>>| -> Option<Status> {
         let account = accounts.get(&row.account_id)?.clone();
         let own = viewer == Some(row.account_id);
@@ -360,7 +363,7 @@ pub async fn load_statuses_from(
             muted: viewer.map(|_| false),
             bookmarked: viewer.map(|_| row.bookmarked),
             pinned: own.then_some(row.pinned),
-            poll: None,
+            poll: polls.get(&row.id).cloned(),
             card: None,
             application: match (own, &row.application_name) {
                 (true, Some(name)) => Some(Application {

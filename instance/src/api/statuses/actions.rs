@@ -10,6 +10,7 @@ use super::{StatusRef, me, parse_id, status_json, visible_status};
 use crate::api::ApiError;
 use crate::api::entities::status::Status;
 use crate::api::instance::limits;
+use crate::api::notifications::{Cause, notify};
 use crate::api::params::Params;
 use crate::auth::Auth;
 use crate::state::AppState;
@@ -37,7 +38,7 @@ pub async fn favourite(
 ) -> Result<Json<Status>, ApiError> {
     let me = me(&auth, "write:favourites")?;
     let status = target(&state, &id, me).await?;
-    sqlx::query(
+    let added = sqlx::query(
         "INSERT INTO favourites (account_id, status_id) VALUES ($1, $2) \
          ON CONFLICT (account_id, status_id) DO NOTHING",
     )
@@ -45,6 +46,16 @@ pub async fn favourite(
     .bind(status.id)
     .execute(state.db.primary())
     .await?;
+    if added.rows_affected() > 0 {
+        notify(
+            &state,
+            Cause::Favourite {
+                account: me,
+                status: status.id,
+            },
+        )
+        .await;
+    }
     Ok(Json(status_json(&state, status.id, Some(me)).await?))
 }
 
@@ -153,7 +164,7 @@ pub async fn reblog(
             None => default_privacy,
         }
     };
-    sqlx::query(
+    let added = sqlx::query(
         "INSERT INTO statuses (account_id, reblog_of_id, visibility, application_id) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (account_id, reblog_of_id) DO NOTHING",
     )
@@ -170,6 +181,9 @@ pub async fn reblog(
             .fetch_one(state.db.primary())
             .await?;
     crate::tasks::timeline::enqueue_fan_out(&state, reblog_id).await;
+    if added.rows_affected() > 0 {
+        notify(&state, Cause::Reblog { reblog: reblog_id }).await;
+    }
     Ok(Json(status_json(&state, reblog_id, Some(me)).await?))
 }
 

@@ -17,7 +17,9 @@ use super::{me, parse_id, status_json, visible_status};
 use crate::api::ApiError;
 use crate::api::entities::status::Status;
 use crate::api::instance::limits;
+use crate::api::notifications::{Cause, notify};
 use crate::api::params::{Params, flex};
+use crate::api::polls;
 use crate::auth::Auth;
 use crate::state::AppState;
 use crate::text::{self, MentionTarget};
@@ -410,11 +412,7 @@ pub async fn create(
     Params { value: p, .. }: Params<CreateParams>,
 ) -> Result<Json<Status>, ApiError> {
     let me = me(&auth, "write:statuses")?;
-    if given(&p.poll) {
-        return Err(ApiError::Unprocessable(
-            "polls are not supported yet".into(),
-        ));
-    }
+    let poll = polls::params::parse(&p.poll)?;
     if given(&p.scheduled_at) {
         return Err(ApiError::Unprocessable(
             "scheduled statuses are not supported yet".into(),
@@ -424,6 +422,7 @@ pub async fn create(
     let spoiler_text = p.spoiler_text.unwrap_or_default();
     let media = media_ids(&p.media_ids)?;
     check_text(&text, &spoiler_text, !media.is_empty())?;
+    polls::params::check_media(poll.as_ref(), !media.is_empty())?;
     if let Some(v) = &p.visibility {
         check_visibility(v)?;
     }
@@ -450,6 +449,7 @@ pub async fn create(
             sensitive: p.sensitive,
             visibility: p.visibility,
             language: p.language,
+            poll,
         },
     )
     .await;
@@ -469,6 +469,7 @@ pub async fn create(
     }
     let id = result?;
     crate::tasks::timeline::enqueue_fan_out(&state, id).await;
+    notify(&state, Cause::Posted { status: id }).await;
     Ok(Json(status_json(&state, id, Some(me)).await?))
 }
 
@@ -480,6 +481,7 @@ struct NewStatus {
     sensitive: Option<bool>,
     visibility: Option<String>,
     language: Option<String>,
+    poll: Option<polls::params::NewPoll>,
 }
 
 /// Writes the status and all that belongs to it in one transaction; its id.
@@ -538,6 +540,9 @@ async fn insert_status(
     .await?;
     store_relations(&mut tx, id, &rendered).await?;
     attach_media(&mut tx, me, id, &new.media).await?;
+    if let Some(poll) = &new.poll {
+        polls::store::insert(&mut tx, id, me, poll).await?;
+    }
     tx.commit().await?;
     Ok(id)
 }
@@ -587,11 +592,7 @@ pub async fn edit(
 ) -> Result<Json<Status>, ApiError> {
     let me = me(&auth, "write:statuses")?;
     let id = parse_id(&id)?;
-    if given(&p.poll) {
-        return Err(ApiError::Unprocessable(
-            "polls are not supported yet".into(),
-        ));
-    }
+    let new_poll = polls::params::parse(&p.poll)?;
     let new_media = match p.media_ids {
         None => None,
         Some(v) => {
@@ -631,7 +632,10 @@ pub async fn edit(
         None => current.language.clone(),
     };
     check_text(&text, &spoiler_text, !media.is_empty())?;
-    let changed = text != current.text
+    polls::params::check_media(new_poll.as_ref(), !media.is_empty())?;
+    let poll_changed = polls::store::apply_edit(&mut tx, id, me, new_poll.as_ref()).await?;
+    let changed = poll_changed
+        || text != current.text
         || spoiler_text != current.spoiler_text
         || sensitive != current.sensitive
         || media != current.ordered_media_attachment_ids
@@ -668,6 +672,7 @@ pub async fn edit(
     snapshot(&mut tx, id, me, false).await?;
     tx.commit().await?;
     crate::tasks::timeline::enqueue_update(&state, id).await;
+    notify(&state, Cause::Edited { status: id }).await;
     Ok(Json(status_json(&state, id, Some(me)).await?))
 }
 
