@@ -270,6 +270,73 @@ async fn a_killed_worker_loses_no_job_cluster() {
     a_killed_worker_loses_no_job_and_applies_each_once(Redis::Cluster).await;
 }
 
+/// A worker that vanished (no process to kill needed: a consumer that read and never came
+/// back) leaves its jobs to the others; a job whose workers vanished again and again is
+/// presumed to kill them, and dies instead of taking down the next one.
+#[tokio::test]
+async fn abandoned_jobs_are_taken_over_unless_they_keep_killing_workers() {
+    let it = Instance::new(Redis::Standalone).await;
+    it.enqueue("diagnostics.record", json!({"key": "abandoned"}))
+        .await;
+    it.enqueue("diagnostics.record", json!({"key": "killer"}))
+        .await;
+    let stream = it.key("default", "stream");
+    let _: String = it
+        .redis(
+            redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&stream)
+                .arg("workers")
+                .arg("0"),
+        )
+        .await;
+    let read: redis::streams::StreamReadReply = it
+        .redis(
+            redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("workers")
+                .arg("ghost")
+                .arg("COUNT")
+                .arg(2)
+                .arg("STREAMS")
+                .arg(&stream)
+                .arg(">"),
+        )
+        .await;
+    let ids: Vec<String> = read.keys[0].ids.iter().map(|i| i.id.clone()).collect();
+    assert_eq!(ids.len(), 2);
+    // Idle for a minute; the second one already taken over from five vanished workers.
+    for (id, deliveries) in [(&ids[0], 1), (&ids[1], 5)] {
+        let _: Vec<String> = it
+            .redis(
+                redis::cmd("XCLAIM")
+                    .arg(&stream)
+                    .arg("workers")
+                    .arg("ghost")
+                    .arg(0)
+                    .arg(id)
+                    .arg("IDLE")
+                    .arg(60_000)
+                    .arg("RETRYCOUNT")
+                    .arg(deliveries)
+                    .arg("JUSTID"),
+            )
+            .await;
+    }
+    let _worker = it.worker(&[]).await;
+    eventually(Duration::from_secs(20), "the abandoned job", || async {
+        it.runs().await.contains_key("abandoned").then_some(())
+    })
+    .await;
+    let dead = eventually(Duration::from_secs(20), "the killer job dead", || async {
+        let (_, out, _) = it.admin(&["list"]);
+        (!out.is_empty()).then_some(out)
+    })
+    .await;
+    assert!(dead.contains("taken over from 5 workers"), "{dead}");
+    assert!(!it.runs().await.contains_key("killer"), "it never ran");
+}
+
 // --- 2. Poison jobs, retries, the dead set and `admin jobs` ----------------------------
 
 async fn poison_jobs_die_without_blocking_their_queue(redis: Redis) {
@@ -590,4 +657,32 @@ async fn throughput_of_one_worker_process() {
          PostgreSQL upsert each) in {secs:.2} s: {:.0} jobs/s",
         JOBS as f64 / secs
     );
+}
+
+/// `fedi-server all` (development) runs the worker beside the api.
+#[tokio::test]
+async fn the_all_role_runs_jobs_too() {
+    let it = Instance::new(Redis::Standalone).await;
+    let port = free_port();
+    let child = it
+        .command(&["all"])
+        .env("FEDI_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let all = Server {
+        child,
+        base_url: format!("http://127.0.0.1:{port}"),
+    };
+    let health = format!("{}/health", all.base_url);
+    eventually(Duration::from_secs(30), "the api's /health", || async {
+        reqwest::get(&health).await.ok()
+    })
+    .await;
+    it.enqueue("diagnostics.record", json!({"key": "from-all"}))
+        .await;
+    eventually(Duration::from_secs(20), "the job", || async {
+        it.runs().await.contains_key("from-all").then_some(())
+    })
+    .await;
 }

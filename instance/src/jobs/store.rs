@@ -52,12 +52,16 @@ pub(crate) fn keys(state: &AppState, queue: Queue) -> Keys {
 pub(crate) struct Entry {
     pub entry_id: String,
     pub raw: String,
+    /// Times it was handed to a worker: more than one only for entries taken over from
+    /// workers that stopped mid-job.
+    pub deliveries: u64,
 }
 
 fn entry(id: StreamId) -> Entry {
     Entry {
         raw: id.get::<String>("job").unwrap_or_default(),
         entry_id: id.id,
+        deliveries: 1,
     }
 }
 
@@ -168,6 +172,18 @@ pub(crate) async fn reclaim(
         if cursor == "0-0" || out.len() >= count {
             break;
         }
+    }
+    for e in &mut out {
+        let mut pending = redis::cmd("XPENDING");
+        pending
+            .arg(&stream)
+            .arg(GROUP)
+            .arg(&e.entry_id)
+            .arg(&e.entry_id)
+            .arg(1);
+        // (id, consumer, idle ms, deliveries)
+        let info: Vec<(String, String, u64, u64)> = state.redis.query(&pending).await?;
+        e.deliveries = info.first().map_or(1, |i| i.3);
     }
     Ok(out)
 }

@@ -39,6 +39,9 @@ const IDLE_MAX: Duration = Duration::from_millis(250);
 const FETCH_MAX: usize = 50;
 /// Time left, after the grace period, for aborted jobs to be put back.
 const REQUEUE_TIME: Duration = Duration::from_secs(5);
+/// A job whose workers vanished this many times (killed, out of memory) is presumed to be
+/// what kills them: it goes to the dead set instead of taking down the next worker.
+const MAX_DELIVERIES: u64 = 5;
 
 /// Runs the worker until SIGTERM, serving `/health`, `/readyz` and `/metrics` on `listen`
 /// when given (the `all` role leaves HTTP to the api).
@@ -253,6 +256,15 @@ impl Worker {
                 return;
             }
         };
+        if entry.deliveries > MAX_DELIVERIES {
+            let e = JobError::permanent(anyhow::anyhow!(
+                "taken over from {} workers that stopped while running it: it may be what \
+                 stops them",
+                entry.deliveries - 1
+            ));
+            self.record(queue, &entry, job, Outcome::Failed(e, 0)).await;
+            return;
+        }
         let outcome = match self.registry.handler(&job.kind).cloned() {
             // A job queued by a newer version during a rolling update: a newer worker will
             // know it, so this is worth retrying.
