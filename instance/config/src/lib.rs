@@ -39,7 +39,12 @@ pub struct ServerConfig {
     pub worker: WorkerConfig,
     /// Worker role: unattached media older than this are deleted (whole hours).
     pub orphaned_media_retention: Duration,
+    /// Where the web client's files are; `DEFAULT_WEB_ROOT` when unset.
+    pub web_root: Option<std::path::PathBuf>,
 }
+
+/// Where the server image puts the built web client (images/Dockerfile).
+pub const DEFAULT_WEB_ROOT: &str = "/usr/share/fedi-server/web";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerConfig {
@@ -298,7 +303,15 @@ impl ServerConfig {
                     Duration::from_secs(h.unwrap_or(DEFAULT_ORPHANED_MEDIA_RETENTION_HOURS) * 3600)
                 }
             },
+            web_root: r.opt(vars::WEB_ROOT).map(Into::into),
         })
+    }
+
+    /// The directory the api role serves the web client from.
+    pub fn web_root(&self) -> std::path::PathBuf {
+        self.web_root
+            .clone()
+            .unwrap_or_else(|| DEFAULT_WEB_ROOT.into())
     }
 
     /// The environment that reproduces this configuration, in a stable order.
@@ -324,6 +337,9 @@ impl ServerConfig {
             self.database.replica_max_lag.as_secs().to_string(),
         );
         plain(vars::REDIS_MODE, self.redis.mode.to_string());
+        if let Some(w) = &self.web_root {
+            plain(vars::WEB_ROOT, w.display().to_string());
+        }
         let queues: Vec<String> = self
             .worker
             .queues
@@ -518,6 +534,7 @@ mod tests {
                 heartbeat: Duration::from_secs(300),
             },
             orphaned_media_retention: Duration::from_secs(48 * 3600),
+            web_root: Some("/srv/web".into()),
         }
     }
 
