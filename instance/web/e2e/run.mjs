@@ -88,13 +88,14 @@ function watch(page, who) {
   });
 }
 
-async function signIn(page, email, password) {
+async function signIn(page, email, password, screenshot) {
   await page.goto(BASE + "/");
   await page.getByRole("button", { name: "Sign in" }).click();
   // The server's own sign-in and consent pages, then back to /oauth-callback.
   await page.waitForURL(/\/oauth\/authorize/);
   await page.fill("#email", email);
   await page.fill("#password", password);
+  if (screenshot) await shot(page, screenshot);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("button", { name: "Authorize" }).click();
   await page.waitForURL((u) => u.pathname === "/");
@@ -147,6 +148,8 @@ async function main() {
 
   await step("sign up through the form (registrations open)", async () => {
     await a.goto(BASE + "/");
+    await a.getByRole("button", { name: "Sign in" }).waitFor();
+    await shot(a, "welcome");
     await a.getByRole("link", { name: "Create account" }).click();
     await a.getByLabel("Username").fill(alice.username);
     await a.getByLabel("E-mail").fill(alice.email);
@@ -168,7 +171,7 @@ async function main() {
   });
 
   await step("alice signs in through the server's OAuth pages (code + PKCE)", async () => {
-    aliceToken = await signIn(a, alice.email, alice.password);
+    aliceToken = await signIn(a, alice.email, alice.password, "oauth-sign-in");
   });
 
   await step("the home timeline renders within 1 s of navigation", async () => {
@@ -230,6 +233,7 @@ async function main() {
   const second = `Second post ${stamp}, for followers to see`;
   await step(streaming ? "bob sees alice's new post arrive live behind a 'new posts' marker" : "bob sees alice's new post in his home timeline (no streaming API on this server yet)", async () => {
     if (streaming) await b.getByText("Live", { exact: true }).waitFor();
+    else console.log("note: the server has no streaming API (/api/v1/streaming/health): the live-arrival part of this step cannot run, the post is checked after a reload");
     await a.getByLabel("Post text").fill(second);
     await a.getByRole("button", { name: "Post", exact: true }).click();
     await post(homeTimeline(a), second).waitFor();
