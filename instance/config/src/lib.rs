@@ -5,6 +5,7 @@
 //! renamed or retyped setting breaks the build instead of a running pod. The round trip
 //! `ServerConfig::from_lookup(render(c)) == c` is tested below.
 
+mod rate_limits;
 mod secret;
 mod values;
 
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use rate_limits::{Limit, RateLimitConfig, RateLimitGroup};
 pub use secret::Secret;
 pub use values::{LogFormat, Queue, RedisMode, Registrations, SmtpTls};
 
@@ -35,6 +37,8 @@ pub struct ServerConfig {
     /// always sets it; a process without it uses a random key of its own, so sessions do
     /// not survive a restart nor move between replicas.
     pub secret_key_base: Option<Secret>,
+    /// API rate limits and the proxies trusted to name the client.
+    pub rate_limits: RateLimitConfig,
     /// The worker role's queues and pool size (ignored by the other roles).
     pub worker: WorkerConfig,
     /// Worker role: unattached media older than this are deleted (whole hours).
@@ -247,6 +251,14 @@ impl ServerConfig {
             smtp,
             search,
             log_format: r.parsed(vars::LOG_FORMAT, str::parse)?.unwrap_or_default(),
+            rate_limits: RateLimitConfig {
+                limits: r
+                    .parsed(vars::RATE_LIMITS, RateLimitConfig::parse_limits)?
+                    .unwrap_or_else(|| RateLimitConfig::default().limits),
+                trusted_proxies: r
+                    .parsed(vars::TRUSTED_PROXIES, RateLimitConfig::parse_proxies)?
+                    .unwrap_or_else(|| RateLimitConfig::default().trusted_proxies),
+            },
             secret_key_base: match r.opt(vars::SECRET_KEY_BASE) {
                 Some(key) if key.trim().len() < MIN_SECRET_KEY_BASE_LEN => {
                     return Err(r.invalid(
@@ -337,6 +349,8 @@ impl ServerConfig {
             self.database.replica_max_lag.as_secs().to_string(),
         );
         plain(vars::REDIS_MODE, self.redis.mode.to_string());
+        plain(vars::RATE_LIMITS, self.rate_limits.render_limits());
+        plain(vars::TRUSTED_PROXIES, self.rate_limits.render_proxies());
         if let Some(w) = &self.web_root {
             plain(vars::WEB_ROOT, w.display().to_string());
         }
@@ -526,6 +540,10 @@ mod tests {
             }),
             log_format: LogFormat::Json,
             secret_key_base: Some(Secret::new("9f".repeat(64))),
+            rate_limits: RateLimitConfig {
+                limits: RateLimitConfig::parse_limits("api=100/1m,statuses=off").unwrap(),
+                trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            },
             worker: WorkerConfig {
                 queues: vec![(Queue::Push, 4), (Queue::Ingress, 1)],
                 concurrency: 32,
@@ -624,6 +642,8 @@ mod tests {
             (vars::DOMAIN, "https://example.org/", "bare host name"),
             (vars::DOMAIN, "Example.ORG.", "lower case"),
             (vars::SECRET_KEY_BASE, "short", "at least 32 characters"),
+            (vars::RATE_LIMITS, "api=300", "REQUESTS/PERIOD"),
+            (vars::TRUSTED_PROXIES, "proxy.local", "CIDR range"),
             (
                 vars::WORKER_QUEUES,
                 "default:8,inbox",

@@ -38,6 +38,11 @@ pub const SMTP_TLS: &str = "FEDI_SMTP_TLS";
 pub const SMTP_FROM: &str = "FEDI_SMTP_FROM";
 pub const SMTP_USERNAME: &str = "FEDI_SMTP_USERNAME";
 pub const SMTP_PASSWORD: &str = "FEDI_SMTP_PASSWORD";
+/// Per-group API rate limits over Mastodon's defaults, as `sign_up=10/1h,api=off`.
+pub const RATE_LIMITS: &str = "FEDI_RATE_LIMITS";
+/// Proxies (addresses or CIDR ranges, or `none`) whose `X-Forwarded-For` names the client;
+/// loopback and the private ranges by default.
+pub const TRUSTED_PROXIES: &str = "FEDI_TRUSTED_PROXIES";
 
 /// The instance's own keys, generated once by the operator (or the user's `existingSecret`).
 /// Signs and encrypts session cookies.

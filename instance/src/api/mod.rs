@@ -12,6 +12,8 @@ mod oauth;
 pub mod pagination;
 pub mod params;
 pub(crate) mod polls;
+mod rate_limit;
+mod search;
 mod statuses;
 pub(crate) mod timelines;
 
@@ -34,10 +36,15 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes())
         .merge(timelines::routes())
         .merge(lists::routes())
+        .merge(search::routes())
         .merge(notifications::routes())
         .merge(polls::routes())
         // The web client for browsers; the JSON 404 for everything else.
         .fallback(crate::web::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .layer(cors())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
@@ -92,7 +99,10 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let app = tower_http::normalize_path::NormalizePath::trim_trailing_slash(router(state));
     axum::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        // The peer's address: the rate limits count clients by it.
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown(crate::shutdown::signal())
     .await?;

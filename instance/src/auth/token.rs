@@ -52,7 +52,7 @@ pub struct MaybeAuth(pub Option<Auth>);
 
 /// The token of `Authorization: Bearer ...`, or of the `access_token` query parameter that
 /// Mastodon (Doorkeeper) also accepts.
-fn bearer(parts: &Parts) -> Option<String> {
+pub(crate) fn bearer(parts: &Parts) -> Option<String> {
     if let Some(value) = parts.headers.get(AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;

@@ -94,7 +94,7 @@ pub struct SearchQuery {
 }
 
 /// `q` as a LIKE prefix pattern, its wildcards escaped.
-fn like_prefix(q: &str) -> String {
+pub(in crate::api) fn like_prefix(q: &str) -> String {
     let mut out = String::with_capacity(q.len() + 1);
     for c in q.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -106,8 +106,7 @@ fn like_prefix(q: &str) -> String {
     out
 }
 
-/// Local accounts whose username or display name (or a word of it) starts with `q`; the
-/// exact username first. Remote accounts join the search with federation (`resolve`).
+/// `GET /api/v1/accounts/search`: see [`search_accounts`].
 pub async fn search(
     State(state): State<AppState>,
     auth: Auth,
@@ -126,16 +125,32 @@ pub async fn search(
             &format!("is too long (maximum is {SEARCH_QUERY_MAX} characters)"),
         ));
     }
-    let (username, domain) = split_acct(&text, &state.config.domain);
-    let needle = username.trim().to_lowercase();
-    if needle.is_empty() || domain.is_some() {
-        return Ok(Json(Vec::new()));
-    }
     let limit = match q.limit {
         None | Some(0) => SEARCH_DEFAULT,
         Some(n) => i64::try_from(n).unwrap_or(SEARCH_MAX).min(SEARCH_MAX),
     };
     let offset = i64::try_from(q.offset.unwrap_or(0)).unwrap_or(i64::MAX);
+    let rows = search_accounts(&state, me, &text, q.following, limit, offset).await?;
+    Ok(Json(rows.iter().map(|r| account_json(r, &state)).collect()))
+}
+
+/// The accounts `viewer` finds with `text` (also `/api/v2/search`): local accounts whose
+/// username or display name (or a word of it) starts with it, the exact username first;
+/// with `following`, only accounts the viewer follows. Remote accounts join the search with
+/// federation (`resolve`).
+pub(in crate::api) async fn search_accounts(
+    state: &AppState,
+    viewer: Option<i64>,
+    text: &str,
+    following: bool,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<AccountRow>, ApiError> {
+    let (username, domain) = split_acct(text, &state.config.domain);
+    let needle = username.trim().to_lowercase();
+    if needle.is_empty() || domain.is_some() {
+        return Ok(Vec::new());
+    }
     let pattern = like_prefix(&needle);
     let rows: Vec<AccountRow> = sqlx::query_as(concat!(
         "SELECT ",
@@ -154,13 +169,13 @@ pub async fn search(
     ))
     .bind(&pattern)
     .bind(&needle)
-    .bind(q.following)
-    .bind(me)
+    .bind(following)
+    .bind(viewer)
     .bind(limit)
     .bind(offset)
     .fetch_all(state.db.reader())
     .await?;
-    Ok(Json(rows.iter().map(|r| account_json(r, &state)).collect()))
+    Ok(rows)
 }
 
 /// `id[]=1&id[]=2` (or `id=1`): read from the raw query, as clients spell the key several ways.

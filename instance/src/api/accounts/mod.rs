@@ -4,6 +4,7 @@
 
 mod credentials;
 mod lookup;
+pub(in crate::api) use lookup::{like_prefix, search_accounts, split_acct};
 mod media;
 mod registration;
 mod relations;
