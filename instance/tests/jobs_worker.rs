@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 enum Redis {
     Standalone,
     Cluster,
+    /// A `redis-server` of the test's own, on this port.
+    Own(u16),
 }
 
 impl Redis {
@@ -26,12 +28,13 @@ impl Redis {
         match self {
             Redis::Standalone => service_env("FEDI_TEST_REDIS_URL"),
             Redis::Cluster => service_env("FEDI_TEST_REDIS_CLUSTER_NODES"),
+            Redis::Own(port) => format!("redis://127.0.0.1:{port}"),
         }
     }
 
     fn mode(self) -> &'static str {
         match self {
-            Redis::Standalone => "standalone",
+            Redis::Standalone | Redis::Own(_) => "standalone",
             Redis::Cluster => "cluster",
         }
     }
@@ -684,5 +687,70 @@ async fn the_all_role_runs_jobs_too() {
     eventually(Duration::from_secs(20), "the job", || async {
         it.runs().await.contains_key("from-all").then_some(())
     })
+    .await;
+}
+
+/// An empty `redis-server` without persistence on `port`, stopped when dropped.
+struct OwnRedis(std::process::Child);
+
+impl OwnRedis {
+    async fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by `make services-up`");
+        let addr = format!("127.0.0.1:{port}");
+        eventually(Duration::from_secs(10), "redis-server", || async {
+            tokio::net::TcpStream::connect(&addr).await.ok()
+        })
+        .await;
+        Self(child)
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Redis restarts empty (no persistence): the stream and its consumer group are gone. The
+/// worker recreates the group and carries on with new jobs, without a restart of its own.
+#[tokio::test]
+async fn a_worker_survives_redis_restarting_empty() {
+    let port = free_port();
+    let redis = OwnRedis::start(port).await;
+    let it = Instance::new(Redis::Own(port)).await;
+    let _worker = it.worker(&[]).await;
+    it.enqueue("diagnostics.record", json!({"key": "before"}))
+        .await;
+    eventually(Duration::from_secs(10), "the first job", || async {
+        it.runs().await.contains_key("before").then_some(())
+    })
+    .await;
+    drop(redis);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _redis = OwnRedis::start(port).await;
+    // The test's own connection reconnects too; the first command may see the old one fail.
+    eventually(Duration::from_secs(20), "enqueueing again", || async {
+        jobs::enqueue(
+            &it.state,
+            Queue::Default,
+            "diagnostics.record",
+            json!({"key": "after"}),
+        )
+        .await
+        .ok()
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the job after the restart",
+        || async { it.runs().await.contains_key("after").then_some(()) },
+    )
     .await;
 }

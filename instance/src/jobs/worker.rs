@@ -35,6 +35,8 @@ const CONSUMER_MAX_IDLE: Duration = Duration::from_secs(3600);
 /// little while a new job still starts within a quarter of a second.
 const IDLE_MIN: Duration = Duration::from_millis(5);
 const IDLE_MAX: Duration = Duration::from_millis(250);
+/// Pause after Redis refused a read, so that an outage is not a flood of warnings.
+const ERROR_PAUSE: Duration = Duration::from_secs(2);
 /// Jobs fetched in one read at most.
 const FETCH_MAX: usize = 50;
 /// Time left, after the grace period, for aborted jobs to be put back.
@@ -204,6 +206,7 @@ impl Worker {
                 }
             }
             let mut fetched = false;
+            let mut failed = false;
             for queue in weighted_order(&self.queues) {
                 match store::fetch(&self.state, queue, &self.consumer, permits.len()).await {
                     Ok(entries) if entries.is_empty() => {}
@@ -221,6 +224,7 @@ impl Worker {
                     }
                     Err(e) => {
                         warn!(%queue, error = %e, "cannot fetch jobs");
+                        failed = true;
                         break;
                     }
                 }
@@ -230,8 +234,9 @@ impl Worker {
                 idle = IDLE_MIN;
                 continue;
             }
+            let pause = if failed { ERROR_PAUSE } else { idle };
             tokio::select! {
-                _ = tokio::time::sleep(idle) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
             idle = (idle * 2).min(IDLE_MAX);
