@@ -28,6 +28,14 @@ pub fn register(r: &mut Registry) {
     r.periodic(ORPHANED_MEDIA, EVERY);
 }
 
+/// The objects of a deleted attachment.
+#[derive(sqlx::FromRow)]
+struct Orphan {
+    file_key: Option<String>,
+    preview_key: Option<String>,
+    thumbnail_key: Option<String>,
+}
+
 /// Deletes orphaned media, a batch at a time; returns how many. Each batch's rows are
 /// deleted first and committed only once their objects are gone: a failure leaves both for
 /// the next run, and a status attaching one of them meanwhile waits on the row lock, then
@@ -37,12 +45,12 @@ pub async fn orphaned_media(state: &AppState) -> anyhow::Result<u64> {
     let mut removed = 0;
     loop {
         let mut tx = state.db.primary().begin().await?;
-        let rows: Vec<(i64, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<Orphan> = sqlx::query_as(
             "DELETE FROM media_attachments WHERE id IN ( \
                  SELECT id FROM media_attachments \
                  WHERE status_id IS NULL AND created_at < now() - make_interval(secs => $1) \
                  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, file_key, preview_key, thumbnail_key",
+             RETURNING file_key, preview_key, thumbnail_key",
         )
         .bind(retention)
         .bind(BATCH)
@@ -53,7 +61,13 @@ pub async fn orphaned_media(state: &AppState) -> anyhow::Result<u64> {
         }
         let keys: Vec<String> = rows
             .iter()
-            .flat_map(|(_, f, p, t)| [f.clone(), p.clone(), t.clone()])
+            .flat_map(|o| {
+                [
+                    o.file_key.clone(),
+                    o.preview_key.clone(),
+                    o.thumbnail_key.clone(),
+                ]
+            })
             .flatten()
             .collect();
         if let Some(storage) = &state.storage {
