@@ -367,6 +367,22 @@ async function main() {
     assert((await a.evaluate(() => document.activeElement?.id)) === "main", "focus on the main content");
   });
 
+  await step("bob approves followers by hand; alice's request is accepted from his notifications", async () => {
+    await b.goto(`${BASE}/settings/profile`);
+    await b.getByLabel("Approve followers by hand").check();
+    await b.getByRole("button", { name: "Save" }).click();
+    await b.getByText("Saved.").waitFor();
+    await a.goto(`${BASE}/@${bob.username}`);
+    await a.getByRole("button", { name: "Follow", exact: true }).click();
+    await a.getByRole("button", { name: "Cancel follow request" }).waitFor();
+    await b.goto(`${BASE}/notifications`);
+    await b.getByText("asked to follow you").waitFor();
+    await b.getByRole("button", { name: "Accept" }).click();
+    await b.getByText("Accepted.").waitFor();
+    await a.reload();
+    await a.getByRole("button", { name: "Unfollow" }).waitFor();
+  });
+
   await step("sign out revokes the token", async () => {
     await b.getByRole("button", { name: "Sign out" }).click();
     await b.getByRole("button", { name: "Sign in" }).waitFor();

@@ -15,6 +15,33 @@ const WORDS: Record<string, string> = {
   update: "edited a post",
 };
 
+function FollowRequest({ id }: { id: string }) {
+  const { client } = useSession();
+  const [done, setDone] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const decide = async (action: "authorize" | "reject") => {
+    setError(null);
+    try {
+      await client.post(`/api/v1/follow_requests/${id}/${action}`);
+      setDone(action === "authorize" ? "Accepted." : "Rejected.");
+    } catch (e) {
+      setError(e);
+    }
+  };
+  if (done) return <p role="status">{done}</p>;
+  return (
+    <div className="actions">
+      <button type="button" className="primary" onClick={() => decide("authorize")}>
+        Accept
+      </button>
+      <button type="button" onClick={() => decide("reject")}>
+        Reject
+      </button>
+      <ErrorBox error={error} />
+    </div>
+  );
+}
+
 /** Marks everything up to `id` as read (the notifications marker, shared with other apps). */
 export async function markRead(client: import("../api/client").Client, id: string) {
   await client.post("/api/v1/markers", { notifications: { last_read_id: id } });
@@ -78,6 +105,7 @@ export function Notifications() {
           <p>
             <Link to={profilePath(n.account.acct)}>{displayName(n.account)}</Link> {WORDS[n.type] ?? n.type} <time dateTime={n.created_at}>{relativeTime(n.created_at)}</time>
           </p>
+          {n.type === "follow_request" && <FollowRequest id={n.account.id} />}
           {n.status && <StatusCard status={n.status} onChange={change} onDelete={remove} />}
         </div>
       ))}
