@@ -459,6 +459,16 @@ async fn scenario(env: Env, with_events: bool) {
     env.barrier().await;
     assert!(env.home(&listy).await.contains(&q));
     assert!(env.feed(&listy).await.contains(&q));
+    // And putting them back takes what is already there out again.
+    env.post(
+        &listy,
+        &format!("/api/v1/lists/{list}/accounts"),
+        &[("account_ids[]", &author.id.to_string())],
+    )
+    .await;
+    env.barrier().await;
+    assert!(!env.feed(&listy).await.contains(&q));
+    assert!(!env.home(&listy).await.contains(&q));
 }
 
 #[tokio::test]
