@@ -23,8 +23,9 @@ enum Role {
     Streamer,
     /// Process background jobs from the Redis queue.
     Worker,
-    /// Apply pending database migrations to the primary, then exit.
-    Migrate,
+    /// Apply pending database migrations to the primary, then exit (`--pre` before a
+    /// rollout, `--post` after it; both without a flag).
+    Migrate(migrate::Args),
     /// Administration tasks (accounts, jobs, domains).
     #[command(subcommand)]
     Admin(admin::Command),
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
-            ExitCode::FAILURE
+            migrate::exit_code(&e)
         }
     }
 }
@@ -78,13 +79,13 @@ fn main() -> ExitCode {
 fn not_implemented(role: &Role) -> Option<&'static str> {
     match role {
         Role::Streamer => Some("the worker and streamer issue"),
-        Role::Api | Role::Worker | Role::Migrate | Role::Admin(_) | Role::All => None,
+        Role::Api | Role::Worker | Role::Migrate(_) | Role::Admin(_) | Role::All => None,
     }
 }
 
 async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
     match role {
-        Role::Migrate => migrate::run(&config).await,
+        Role::Migrate(args) => migrate::run(&config, &args).await,
         Role::Api => api::serve(config).await,
         Role::Worker => jobs::run(&config, Some(config.listen)).await,
         Role::All => {
@@ -99,7 +100,12 @@ async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
                     "roles not implemented yet are not running"
                 );
             }
-            migrate::run(&config).await?;
+            let both = migrate::Args {
+                pre: false,
+                post: false,
+                lock_timeout_seconds: 10,
+            };
+            migrate::run(&config, &both).await?;
             // The api answers the probes; the worker needs no listener of its own here.
             let worker = jobs::run(&config, None);
             tokio::try_join!(api::serve(config.clone()), worker).map(drop)
