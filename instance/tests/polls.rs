@@ -616,3 +616,24 @@ async fn editing_the_poll_keeps_or_resets_the_votes_as_mastodon() {
         (0, 0)
     );
 }
+
+#[tokio::test]
+async fn simultaneous_votes_of_one_account_count_once() {
+    let api = Api::start().await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let status = api.poll_status(&alice, &["a", "b", "c", "d"], &[]).await;
+    let id = status["poll"]["id"].as_str().unwrap().to_string();
+    // Four answers to a single-choice poll at once: one wins, the others are refused.
+    let choices: [[&str; 1]; 4] = [["0"], ["1"], ["2"], ["3"]];
+    let replies = futures::future::join_all(choices.iter().map(|c| api.vote(&bob, &id, c))).await;
+    let accepted = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        accepted,
+        1,
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 422));
+    assert_eq!(api.count("poll_votes").await, 1);
+}
