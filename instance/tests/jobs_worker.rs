@@ -438,6 +438,12 @@ async fn poison_jobs_die_without_blocking_their_queue(redis: Redis) {
     let (code, _, err) = it.admin(&["show", "0123456789abcdef01234567"]);
     assert_eq!(code, 1);
     assert!(err.contains("no dead job with id"), "{err}");
+
+    let (code, _, err) = it.admin(&["delete", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, out, err) = it.admin(&["list"]);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("0 dead job(s)"), "{err}");
 }
 
 #[tokio::test]

@@ -382,6 +382,9 @@ pub async fn dead_list(
     if limit == 0 {
         return Ok(Vec::new());
     }
+    // Lua numbers are doubles and print large ones in exponent notation, which ZREVRANGE
+    // refuses; the dead set never holds more than DEAD_MAX anyway.
+    let limit = limit.min(DEAD_MAX);
     const LIST: &str = "\
         local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES') \
         local out = {} \
