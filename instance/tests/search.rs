@@ -561,3 +561,108 @@ async fn plan(conn: &mut sqlx::PgConnection, sql: &str) -> String {
         .unwrap();
     rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
 }
+
+#[tokio::test]
+async fn hashtags_are_followed_and_listed() {
+    let api = Api::start().await;
+    let alice = api.user("alice").await;
+    let bob = api.user("bob").await;
+    let reader = {
+        let (_, user) = create_user(&api.db, "reader", "pw-reader-1").await;
+        issue_token(&api.db, Some(user), "read").await
+    };
+
+    // Following a tag nobody used yet creates it, as written.
+    let rust = api.post("/api/v1/tags/Rust/follow", &alice, &[]).await;
+    assert_eq!(rust["name"], "Rust");
+    assert_eq!(rust["following"], true);
+    assert_eq!(rust["history"].as_array().unwrap().len(), 7);
+    // Again, in another case and with the `#`: the same tag, still followed once.
+    let again = api.post("/api/v1/tags/%23RUST/follow", &alice, &[]).await;
+    assert_eq!((&again["id"], &again["name"]), (&rust["id"], &rust["name"]));
+    api.post("/api/v1/tags/cats/follow", &alice, &[]).await;
+    api.post("/api/v1/tags/dogs/follow", &alice, &[]).await;
+    api.post("/api/v1/tags/cats/follow", &bob, &[]).await;
+
+    // The tag as each caller sees it.
+    let seen = api
+        .get("/api/v1/tags/rust", Some(&alice.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(seen["following"], true);
+    let seen = api
+        .get("/api/v1/tags/rust", Some(&bob.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(seen["following"], false);
+    let anonymous = api.get("/api/v1/tags/rust", None).await.expect(200).json();
+    assert!(anonymous.get("following").is_none(), "{anonymous}");
+    let found = api.search(Some(&alice), &[("q", "#ca")]).await;
+    assert_eq!(found["hashtags"][0]["following"], true);
+    let found = api.search(None, &[("q", "#ca")]).await;
+    assert!(found["hashtags"][0].get("following").is_none());
+
+    // Newest follow first, paged with Link headers.
+    let page = api
+        .get("/api/v1/followed_tags?limit=2", Some(&alice.token))
+        .await
+        .expect(200);
+    assert_eq!(names(&page.json(), "name"), ["dogs", "cats"]);
+    let next = page.link("next").expect("a next page");
+    let rest = api
+        .get(&next[next.find("/api/").unwrap()..], Some(&alice.token))
+        .await
+        .expect(200);
+    assert_eq!(names(&rest.json(), "name"), ["Rust"]);
+    assert!(rest.json()[0]["following"].as_bool().unwrap());
+
+    let cats = api.post("/api/v1/tags/cats/unfollow", &alice, &[]).await;
+    assert_eq!(cats["following"], false);
+    let all = api
+        .get("/api/v1/followed_tags", Some(&alice.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(names(&all, "name"), ["dogs", "Rust"]);
+    // Bob's follow is his own.
+    let bobs = api
+        .get("/api/v1/followed_tags", Some(&bob.token))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(names(&bobs, "name"), ["cats"]);
+
+    // Errors: unknown tag, names no status could tag, scopes, no token.
+    let post = |path: &'static str, token: String| {
+        let api = &api;
+        async move {
+            let resp = api
+                .http
+                .post(format!("{}{path}", api.server.base_url))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap();
+            Reply::read(resp).await
+        }
+    };
+    post("/api/v1/tags/nosuchtag/unfollow", alice.token.clone())
+        .await
+        .expect(404);
+    post("/api/v1/tags/two%20words/follow", alice.token.clone())
+        .await
+        .refused("name");
+    post("/api/v1/tags/2024/follow", alice.token.clone())
+        .await
+        .refused("name");
+    post("/api/v1/tags/rust/follow", reader.clone())
+        .await
+        .expect(403);
+    api.get("/api/v1/followed_tags", None).await.expect(401);
+    let app_token = issue_token(&api.db, None, "read write follow").await;
+    post("/api/v1/tags/rust/follow", app_token)
+        .await
+        .expect(422);
+}

@@ -1,4 +1,5 @@
-//! `GET /api/v2/search` (accounts, statuses, hashtags) and `GET /api/v1/tags/:name`.
+//! `GET /api/v2/search` (accounts, statuses, hashtags), and hashtags: `/api/v1/tags/:name`
+//! with follow and unfollow, `/api/v1/followed_tags`.
 //!
 //! Accounts are found as `/api/v1/accounts/search` finds them (shared code), hashtags by
 //! prefix, statuses through a [`backend::StatusIndex`] (PostgreSQL full-text search; the
@@ -16,7 +17,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
@@ -41,6 +42,9 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v2/search", get(search))
         .route("/api/v1/tags/{name}", get(tags::show))
+        .route("/api/v1/tags/{name}/follow", post(tags::follow))
+        .route("/api/v1/tags/{name}/unfollow", post(tags::unfollow))
+        .route("/api/v1/followed_tags", get(tags::followed))
 }
 
 /// A whole number that may be negative (which is refused with Mastodon's message).
@@ -198,7 +202,7 @@ pub async fn search(
         }
     }
     if wants(Kind::Hashtags) && !q.contains('@') {
-        results.hashtags = tags::search(&state, q, limit, offset).await?;
+        results.hashtags = tags::search(&state, viewer, q, limit, offset).await?;
     }
     Ok(Json(results).into_response())
 }
