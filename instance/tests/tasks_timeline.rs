@@ -480,3 +480,72 @@ async fn fan_out_and_removal_run_in_the_worker() {
 async fn fan_out_and_removal_run_in_the_worker_on_a_redis_cluster() {
     scenario(Env::start(true).await, false).await;
 }
+
+/// Feeds of accounts that stopped reading are dropped, left alone by fan-out, and rebuilt
+/// whole when the account reads again.
+#[tokio::test]
+async fn feeds_of_inactive_accounts_are_dropped_and_rebuilt_on_return() {
+    let env = Env::start(false).await;
+    let away = env.user("away").await;
+    let friend = env.user("friend").await;
+    env.act(&away, "follow", &friend).await;
+    env.home(&away).await;
+    let before = env.status(&friend, "while you were here").await;
+    env.barrier().await;
+    assert_eq!(env.feed(&away).await, vec![before]);
+
+    // A week and a day without reading home.
+    let Probe::Standalone(c) = &env.probe else {
+        unreachable!()
+    };
+    let old = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 8 * 24 * 3600;
+    let _: i64 = redis::cmd("ZADD")
+        .arg("feed:home:active")
+        .arg(old)
+        .arg(away.id)
+        .query_async(&mut c.clone())
+        .await
+        .unwrap();
+    let vars = [
+        ("FEDI_DOMAIN", "test.example".to_string()),
+        ("FEDI_DATABASE_URL", env.db.clone()),
+        ("FEDI_REDIS_URL", env.redis_urls[0].clone()),
+    ];
+    let config = fedi_config::ServerConfig::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let state = fedi_server::state::AppState::new(&config).unwrap();
+    assert!(
+        fedi_server::tasks::timeline::clean_feeds(&state)
+            .await
+            .unwrap()
+            >= 1
+    );
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(format!("feed:home:{{{}}}", away.id))
+        .query_async(&mut c.clone())
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "the feed was dropped");
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg("feed:home:active")
+        .arg(away.id)
+        .query_async(&mut c.clone())
+        .await
+        .unwrap();
+    assert_eq!(score, None);
+
+    // Fan-out leaves the dropped feed alone; reading home rebuilds it with everything.
+    let after = env.status(&friend, "while you were away").await;
+    env.barrier().await;
+    assert!(env.feed(&away).await.is_empty());
+    assert_eq!(env.home(&away).await, vec![after, before]);
+    assert_eq!(env.feed(&away).await, vec![before, after]);
+}

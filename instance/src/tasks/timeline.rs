@@ -1,6 +1,7 @@
 //! The worker's timeline jobs: fan-out of a new, boosted or edited status into the feeds of
 //! its author and local followers with the streaming events that go with it; removal of a
-//! deleted status from those feeds; cleaning a feed after an unfollow, block or mute.
+//! deleted status from those feeds; cleaning a feed after an unfollow, block or mute;
+//! dropping the feeds of accounts that stopped reading them.
 //!
 //! Which follower gets what is Mastodon's `FeedManager#filter_from_home`, decided in one SQL
 //! query per status (the `feed_allows!`, `home_allows!` and `follow_carries!` rules, which
@@ -28,6 +29,10 @@ pub const FAN_OUT: &str = "timeline.fan_out";
 pub const REMOVE: &str = "timeline.remove_status";
 pub const RELATION: &str = "timeline.relation";
 pub const REBUILD: &str = "timeline.rebuild";
+pub const CLEAN_FEEDS: &str = "timeline.clean_feeds";
+
+/// How often feeds of accounts that stopped reading are dropped (Mastodon: daily).
+const CLEAN_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A fan-out still failing after this many tries (about 80 minutes of back-off) is stale.
 const MAX_RETRIES: u32 = 8;
@@ -53,6 +58,10 @@ pub fn register(r: &mut Registry) {
             .await
             .map_err(JobError::retry)
     });
+    r.register(CLEAN_FEEDS, 3, |state, _| async move {
+        clean_feeds(&state).await.map(drop).map_err(JobError::retry)
+    });
+    r.periodic(CLEAN_FEEDS, CLEAN_EVERY);
 }
 
 /// Queues a timeline job. The action that causes it has committed and must not fail now:
@@ -457,4 +466,19 @@ pub struct Rebuild {
 /// it ahead of the read after the feed's content changed wholesale).
 pub async fn rebuild(state: &AppState, job: &Rebuild) -> anyhow::Result<()> {
     feed::rebuild(state, job.account_id).await
+}
+
+/// Drops the home feeds of accounts that have not read them for a week (Mastodon's
+/// `FeedCleanupScheduler`): fan-out then leaves them alone, and Redis holds feeds of active
+/// accounts only. Returns how many were dropped.
+pub async fn clean_feeds(state: &AppState) -> anyhow::Result<usize> {
+    const BATCH: usize = 1000;
+    let mut dropped = 0;
+    loop {
+        let n = feed::drop_inactive(&state.redis, BATCH).await?;
+        dropped += n;
+        if n < BATCH {
+            return Ok(dropped);
+        }
+    }
 }

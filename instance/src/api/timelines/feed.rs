@@ -2,8 +2,8 @@
 //! status ids scored by themselves, capped at [`FEED_MAX`], with its reblog tracking beside
 //! it so that a status boosted by several followed accounts shows once. The worker fills
 //! and trims them (`crate::tasks::timeline`); reading pages through the set and filters
-//! what the viewer may see; a missing feed (new account, evicted key) is rebuilt from
-//! PostgreSQL.
+//! what the viewer may see; a missing feed (new account, evicted key, an account back after
+//! a week away) is rebuilt from PostgreSQL.
 //!
 //! Keys share the account's hash tag (`feed:home:{<id>}`, `...:reblogs`,
 //! `...:reblogs:<original>`), so that each script below runs on one cluster node.
@@ -20,6 +20,13 @@ pub const FEED_MAX: usize = 400;
 /// Mastodon's `FeedManager::REBLOG_FALLOFF`: a boost of a status that is, or was boosted,
 /// among this many newest entries is not shown again.
 pub const REBLOG_FALLOFF: usize = 40;
+
+/// Accounts scored by when they last read their home (Unix seconds): feeds of accounts
+/// that stopped reading are dropped by the worker (see `tasks::timeline`), as Mastodon
+/// drops those of users inactive for [`ACTIVE_FOR`], and rebuilt when they come back.
+const ACTIVE_KEY: &str = "feed:home:active";
+/// Mastodon's `User::ACTIVE_DURATION`.
+pub const ACTIVE_FOR: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 pub fn key(account_id: i64) -> String {
     format!("feed:home:{{{account_id}}}")
@@ -155,6 +162,52 @@ async fn run_insert(
     args.extend(pairs(entries));
     let (feed, reblogs) = (key(account), reblogs_key(account));
     redis.eval(INSERT, &[&feed, &reblogs], &args).await
+}
+
+/// Drops `account`'s feed with its reblog tracking.
+const DROP: &str = r"
+for _, o in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  redis.call('DEL', KEYS[1] .. ':reblogs:' .. o)
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+";
+
+/// Records that `account` reads its home now.
+pub async fn touch(redis: &Redis, account: i64) -> redis::RedisResult<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let args = [now.to_string(), account.to_string()];
+    redis
+        .eval::<i64>(
+            "return redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])",
+            &[ACTIVE_KEY],
+            &args,
+        )
+        .await
+        .map(drop)
+}
+
+/// Drops the feeds of accounts that have not read their home for [`ACTIVE_FOR`], at most
+/// `limit` of them; returns how many. Fan-out skips feeds that are not built, so theirs
+/// stay away until the account reads home again and it is rebuilt.
+pub async fn drop_inactive(redis: &Redis, limit: usize) -> redis::RedisResult<usize> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let before = now.saturating_sub(ACTIVE_FOR.as_secs()) as i64;
+    let accounts = redis
+        .zrange_by_score(ACTIVE_KEY, None, Some(before), limit, true)
+        .await?;
+    for account in &accounts {
+        let (feed, reblogs) = (key(*account), reblogs_key(*account));
+        redis.eval::<i64>(DROP, &[&feed, &reblogs], &[]).await?;
+        redis.zrem(ACTIVE_KEY, &[*account]).await?;
+    }
+    Ok(accounts.len())
 }
 
 /// Adds a new status or reblog to `account`'s feed, if that feed is built.

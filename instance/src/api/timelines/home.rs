@@ -63,6 +63,9 @@ pub async fn home(
     let page = q.page(STATUSES_DEFAULT, STATUSES_MAX)?;
     let limit = page.limit as usize;
     let key = feed::key(me);
+    if let Err(e) = feed::touch(&state.redis, me).await {
+        tracing::warn!(error = %e, "cannot record a home feed read");
+    }
     if !state.redis.exists(&key).await.map_err(internal)? {
         feed::rebuild(&state, me)
             .await
