@@ -16,6 +16,8 @@ const FOLLOWERS: i64 = 1000;
 
 #[tokio::test]
 async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
+    // reqwest is built without a default TLS provider (see Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let db = migrated_database().await;
     let redis_url = service_env("FEDI_TEST_REDIS_URL");
     let domain = format!("scale{}.test.example", std::process::id());

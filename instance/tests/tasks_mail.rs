@@ -136,6 +136,8 @@ async fn a_mail_is_sent_once_across_a_failed_attempt_and_a_repeated_job() {
 
 #[tokio::test]
 async fn registration_mail_reaches_the_sink_once_through_the_worker() {
+    // reqwest is built without a default TLS provider (see Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let db = migrated_database().await;
     let redis = service_env("FEDI_TEST_REDIS_URL");
     let host = service_env("FEDI_TEST_SMTP_HOST");

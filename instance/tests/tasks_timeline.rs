@@ -85,6 +85,8 @@ fn start_worker(db: &str, redis: &str, env: &[(&str, &str)]) -> Server {
 
 impl Env {
     async fn start(cluster: bool) -> Self {
+        // reqwest is built without a default TLS provider (see Cargo.toml).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let db = migrated_database().await;
         // Job queues are named by domain: a worker of another test (another database) on
         // the shared Redis must not take these jobs.

@@ -34,6 +34,8 @@ struct User {
 
 impl Api {
     async fn start() -> Self {
+        // reqwest is built without a default TLS provider (see Cargo.toml).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let domain = unique_domain();
         let env = [("FEDI_DOMAIN", domain.as_str())];
         let (server, db) = api_on_fresh_database(&env).await;
@@ -49,6 +51,8 @@ impl Api {
     }
 
     async fn start_cluster() -> Self {
+        // reqwest is built without a default TLS provider (see Cargo.toml).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let db = migrated_database().await;
         let nodes = service_env("FEDI_TEST_REDIS_CLUSTER_NODES");
         let domain = unique_domain();
