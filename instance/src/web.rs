@@ -50,13 +50,21 @@ pub async fn fallback(State(state): State<AppState>, request: Request) -> Respon
     let served = if assets {
         ServeDir::new(root.join("assets"))
             .append_index_html_on_directories(false)
+            .precompressed_br()
+            .precompressed_gzip()
             .try_call(strip_assets_prefix(request))
             .await
     } else {
         // Any other path: a file of the root (favicon) or else `index.html` with 200.
         ServeDir::new(&root)
             .append_index_html_on_directories(false)
-            .fallback(ServeFile::new(root.join("index.html")))
+            .precompressed_br()
+            .precompressed_gzip()
+            .fallback(
+                ServeFile::new(root.join("index.html"))
+                    .precompressed_br()
+                    .precompressed_gzip(),
+            )
             .try_call(request)
             .await
     };

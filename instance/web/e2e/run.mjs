@@ -140,8 +140,10 @@ async function main() {
     assert(!/<script(?![^>]*\bsrc=)[^>]*>/i.test(html), "no inline script in index.html");
     const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
     assert(asset, "index.html loads a hashed script");
-    const js = await fetch(BASE + asset);
+    const js = await fetch(BASE + asset, { headers: { "Accept-Encoding": "br, gzip" } });
     assert(/immutable/.test(js.headers.get("cache-control") ?? ""), "assets are immutable");
+    assert(["br", "gzip"].includes(js.headers.get("content-encoding")), `assets are sent compressed (${js.headers.get("content-encoding")})`);
+    figures.initialJsBytes = { transferred: Number(js.headers.get("content-length")), decoded: (await js.arrayBuffer()).byteLength };
     const apiMiss = await fetch(BASE + "/api/v1/no-such-thing", { headers: { Accept: "text/html" } });
     assert(apiMiss.status === 404 && (apiMiss.headers.get("content-type") ?? "").includes("json"), "API paths keep the JSON 404");
   });
