@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod db;
 pub mod events;
+pub mod federation;
 pub mod jobs;
 pub mod media;
 pub mod migrate;

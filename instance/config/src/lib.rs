@@ -45,6 +45,9 @@ pub struct ServerConfig {
     pub orphaned_media_retention: Duration,
     /// Where the web client's files are; `DEFAULT_WEB_ROOT` when unset.
     pub web_root: Option<std::path::PathBuf>,
+    /// Tests only (`FEDI_FEDERATION_ALLOW_LOOPBACK`): federation may fetch 127.0.0.1 and
+    /// `::1` over plain HTTP. Rendered only when set.
+    pub federation_allow_loopback: bool,
 }
 
 /// Where the server image puts the built web client (images/Dockerfile).
@@ -316,6 +319,9 @@ impl ServerConfig {
                 }
             },
             web_root: r.opt(vars::WEB_ROOT).map(Into::into),
+            federation_allow_loopback: r
+                .parsed(vars::FEDERATION_ALLOW_LOOPBACK, values::parse_bool)?
+                .unwrap_or(false),
         })
     }
 
@@ -349,6 +355,9 @@ impl ServerConfig {
             self.database.replica_max_lag.as_secs().to_string(),
         );
         plain(vars::REDIS_MODE, self.redis.mode.to_string());
+        if self.federation_allow_loopback {
+            plain(vars::FEDERATION_ALLOW_LOOPBACK, "true".into());
+        }
         plain(vars::RATE_LIMITS, self.rate_limits.render_limits());
         plain(vars::TRUSTED_PROXIES, self.rate_limits.render_proxies());
         if let Some(w) = &self.web_root {
@@ -553,6 +562,7 @@ mod tests {
             },
             orphaned_media_retention: Duration::from_secs(48 * 3600),
             web_root: Some("/srv/web".into()),
+            federation_allow_loopback: true,
         }
     }
 

@@ -76,6 +76,10 @@ pub const WORKER_HEARTBEAT: &str = "FEDI_WORKER_HEARTBEAT_SECONDS";
 /// are deleted from the bucket and the database (Mastodon keeps them a day).
 pub const ORPHANED_MEDIA_RETENTION: &str = "FEDI_ORPHANED_MEDIA_RETENTION_HOURS";
 
+/// Tests only: lets federation fetch loopback addresses over plain HTTP (two servers, or a
+/// test "remote server", on 127.0.0.1). Every other private address stays refused.
+pub const FEDERATION_ALLOW_LOOPBACK: &str = "FEDI_FEDERATION_ALLOW_LOOPBACK";
+
 /// Variables whose values are credentials (URLs carry passwords): they come from Secrets
 /// and are never echoed in an error.
 pub const SECRET: &[&str] = &[

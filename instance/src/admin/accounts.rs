@@ -287,6 +287,8 @@ async fn create(
     let generated = password.is_none();
     let password = password.unwrap_or_else(new_secret);
     let password_hash = hash(password.clone()).await?;
+    // The actor's key pair for federation (CPU work, before the transaction opens).
+    let key_pair = crate::federation::keys::generate_async().await?;
 
     let mut tx = conn.begin().await?;
     let (account_id,): (i64,) =
@@ -295,6 +297,7 @@ async fn create(
             .fetch_one(&mut *tx)
             .await
             .map_err(taken)?;
+    crate::federation::keys::insert_account_key(&mut tx, account_id, &key_pair).await?;
     sqlx::query(
         "INSERT INTO users (account_id, email, password_hash, confirmed_at, approved, role) \
          VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END, true, $5)",

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::routes())
         .merge(notifications::routes())
         .merge(polls::routes())
+        .merge(crate::federation::routes())
         // The web client for browsers; the JSON 404 for everything else.
         .fallback(crate::web::fallback)
         .layer(axum::middleware::from_fn_with_state(

@@ -335,6 +335,11 @@ pub async fn register(
         .map_err(ApiError::Internal)?;
     let confirmation_token = new_secret();
     let access_token = new_secret();
+    // The actor's key pair for federation; generating one is CPU work, done before the
+    // transaction opens.
+    let key_pair = crate::federation::keys::generate_async()
+        .await
+        .map_err(ApiError::Internal)?;
 
     let mut tx = state.db.primary().begin().await?;
     // The token gets what the application registered, as Mastodon's AppSignUpService does.
@@ -358,6 +363,7 @@ pub async fn register(
         Ok(id) => id,
         Err(e) => return Err(unique_violation(&e).unwrap_or_else(|| e.into())),
     };
+    crate::federation::keys::insert_user_account_key(&mut tx, user_id, &key_pair).await?;
     let (created_at,): (i64,) = sqlx::query_as(
         "INSERT INTO oauth_access_tokens (token_hash, application_id, user_id, scopes) \
          VALUES ($1, $2, $3, $4) RETURNING extract(epoch FROM created_at)::bigint",

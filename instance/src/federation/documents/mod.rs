@@ -1,0 +1,6 @@
+//! The documents peers fetch from us.
+
+pub mod actor;
+pub mod collections;
+pub mod note;
+pub mod webfinger;
