@@ -654,7 +654,12 @@ async fn throughput_of_one_worker_process() {
             .await;
     }
     let started = Instant::now();
-    let _worker = it.worker(&[("FEDI_WORKER_CONCURRENCY", "20")]).await;
+    let _worker = it
+        .worker(&[
+            ("FEDI_WORKER_CONCURRENCY", "20"),
+            ("FEDI_DATABASE_MAX_CONNECTIONS", "20"),
+        ])
+        .await;
     eventually(Duration::from_secs(300), "every job", || async {
         (it.runs().await.len() == JOBS).then_some(())
     })
