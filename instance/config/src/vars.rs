@@ -60,17 +60,23 @@ pub const VAPID_PUBLIC_KEY: &str = "FEDI_VAPID_PUBLIC_KEY";
 /// ships it at `DEFAULT_WEB_ROOT`.
 pub const WEB_ROOT: &str = "FEDI_WEB_ROOT";
 
-/// Worker role: the queues it polls with their weights, as `default:8,push:4`.
+/// Worker role: the queues it polls with their weights, as `default:8,push:4` (a missing
+/// weight is 1). Unset: every queue at Mastodon's weights (default 8, ingress 6, push 4,
+/// mailers 2, pull 2, scheduler 1). The worker serves `/health`, `/readyz` and `/metrics` on
+/// `FEDI_LISTEN`.
 pub const WORKER_QUEUES: &str = "FEDI_WORKER_QUEUES";
-/// Worker role: jobs run at once per process.
+/// Worker role: jobs run at once per process (default 10); give the process at least as
+/// many database connections (`FEDI_DATABASE_MAX_CONNECTIONS`).
 pub const WORKER_CONCURRENCY: &str = "FEDI_WORKER_CONCURRENCY";
-/// Worker role: `true` in the one pool that runs periodic jobs.
+/// Worker role: `true` (the default) in the one pool that runs periodic jobs; its replicas
+/// elect one scheduler at a time through a lock with an expiry in Redis.
 pub const WORKER_SCHEDULER: &str = "FEDI_WORKER_SCHEDULER";
 /// Worker role: whole seconds in-flight jobs get to finish after SIGTERM before they are
-/// put back on their queue (below the pod's termination grace period, 30 s by default).
+/// put back on their queue (default 25: below the pod's termination grace period, 30 s by
+/// default).
 pub const WORKER_SHUTDOWN_GRACE: &str = "FEDI_WORKER_SHUTDOWN_GRACE_SECONDS";
-/// Worker role: whole seconds between runs of the scheduler's heartbeat job, whose last run
-/// `/metrics` reports (`fedi_jobs_scheduler_heartbeat_timestamp_seconds`).
+/// Worker role: whole seconds between runs of the scheduler's heartbeat job (default 60),
+/// whose last run `/metrics` reports (`fedi_jobs_scheduler_heartbeat_timestamp_seconds`).
 pub const WORKER_HEARTBEAT: &str = "FEDI_WORKER_HEARTBEAT_SECONDS";
 /// Worker role: whole hours after which media uploaded but never attached to a status
 /// are deleted from the bucket and the database (Mastodon keeps them a day).
