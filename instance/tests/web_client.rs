@@ -47,8 +47,9 @@ fn build_web_client() -> PathBuf {
     dist
 }
 
-/// A fresh bucket whose `media/` anyone may read, as the operator sets it up.
-async fn public_bucket() -> Vec<(&'static str, String)> {
+/// A fresh bucket whose `media/` anyone may read, as the operator sets it up, with the
+/// server's settings for it.
+async fn public_bucket() -> (aws_sdk_s3::Client, String, Vec<(&'static str, String)>) {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     let credentials = aws_sdk_s3::config::Credentials::new(
         service_env("FEDI_TEST_S3_ACCESS_KEY"),
@@ -96,7 +97,7 @@ async fn public_bucket() -> Vec<(&'static str, String)> {
         .send()
         .await
         .unwrap();
-    vec![
+    let env = vec![
         ("FEDI_S3_ENDPOINT", endpoint.clone()),
         ("FEDI_S3_REGION", service_env("FEDI_TEST_S3_REGION")),
         ("FEDI_S3_BUCKET", bucket.clone()),
@@ -110,7 +111,32 @@ async fn public_bucket() -> Vec<(&'static str, String)> {
             "FEDI_S3_SECRET_ACCESS_KEY",
             service_env("FEDI_TEST_S3_SECRET_KEY"),
         ),
-    ]
+    ];
+    (s3, bucket, env)
+}
+
+/// Empties and removes the bucket: the test S3 keeps a volume per bucket on a small disk.
+async fn remove_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    loop {
+        let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+        let keys: Vec<String> = listed
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(String::from))
+            .collect();
+        if keys.is_empty() {
+            break;
+        }
+        for key in keys {
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    s3.delete_bucket().bucket(bucket).send().await.unwrap();
 }
 
 /// `GET /readyz` answers 200. By hand: the browser does all the HTTP of this test, and this
@@ -133,7 +159,7 @@ async fn the_web_client_signs_up_posts_follows_and_notifies_in_chromium() {
     let chromium = chromium();
     let dist = build_web_client();
     let db = migrated_database().await;
-    let mut env = public_bucket().await;
+    let (s3, bucket, mut env) = public_bucket().await;
     env.push(("FEDI_WEB_ROOT", dist.display().to_string()));
     env.push(("FEDI_REGISTRATIONS", "open".into()));
     // The throttles count by client address in the shared test Redis, and every test here
@@ -187,6 +213,7 @@ async fn the_web_client_signs_up_posts_follows_and_notifies_in_chromium() {
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     println!("browser test took {:?}", started.elapsed());
+    remove_bucket(&s3, &bucket).await;
     assert!(
         output.status.success(),
         "the browser test failed; server log in {:?}",
