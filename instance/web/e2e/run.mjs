@@ -360,13 +360,34 @@ async function main() {
     await shot(a, "search");
   });
 
-  await step("keyboard: the first Tab reaches the skip link, which moves focus to the content", async () => {
+  await step("API errors are shown in words (an unknown profile)", async () => {
+    await a.goto(`${BASE}/@nobody${stamp}`);
+    const alert = a.getByRole("alert");
+    await alert.waitFor();
+    const text = (await alert.textContent()) ?? "";
+    assert(/not found/i.test(text) && !/[{}]/.test(text), `a sentence, not a raw body: ${text}`);
+  });
+
+  await step("keyboard: the skip link moves focus to the content; a post is written and sent with the keyboard alone", async () => {
     await a.goto(BASE + "/");
     await homeTimeline(a).waitFor();
     await a.keyboard.press("Tab");
     assert((await a.evaluate(() => document.activeElement?.textContent)) === "Skip to content", "skip link first");
     await a.keyboard.press("Enter");
     assert((await a.evaluate(() => document.activeElement?.id)) === "main", "focus on the main content");
+    // Post with the keyboard alone: Tab to the text, type, Ctrl+Enter.
+    await a.goto(BASE + "/");
+    await homeTimeline(a).waitFor();
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await a.keyboard.press("Tab");
+      reached = await a.evaluate(() => document.activeElement?.getAttribute("aria-label") === "Post text");
+    }
+    assert(reached, "the post text is reachable with Tab");
+    const typed = `Typed with the keyboard ${stamp}`;
+    await a.keyboard.type(typed);
+    await a.keyboard.press("Control+Enter");
+    await post(homeTimeline(a), typed).waitFor();
   });
 
   await step("bob approves followers by hand; alice's request is accepted from his notifications", async () => {
