@@ -482,3 +482,70 @@ pub async fn clean_feeds(state: &AppState) -> anyhow::Result<usize> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(visibility: &str) -> Facts {
+        Facts {
+            account_id: 1,
+            visibility: visibility.into(),
+            reblog_of_id: None,
+            in_reply_to_account_id: None,
+            local: true,
+            media: false,
+            tags: vec!["rust".into()],
+        }
+    }
+
+    #[test]
+    fn public_originals_go_to_the_public_and_hashtag_streams_as_mastodon_sends_them() {
+        assert_eq!(
+            facts("public").public_channels(),
+            [
+                "timeline:hashtag:rust",
+                "timeline:hashtag:rust:local",
+                "timeline:public",
+                "timeline:public:local",
+            ]
+        );
+        let with_media = Facts {
+            media: true,
+            local: false,
+            ..facts("public")
+        };
+        assert_eq!(
+            with_media.public_channels(),
+            [
+                "timeline:hashtag:rust",
+                "timeline:public",
+                "timeline:public:remote",
+                "timeline:public:media",
+                "timeline:public:remote:media",
+            ]
+        );
+        // A reply to someone else stays out of the public streams, not the hashtag ones.
+        let reply = Facts {
+            in_reply_to_account_id: Some(2),
+            ..facts("public")
+        };
+        assert_eq!(
+            reply.public_channels(),
+            ["timeline:hashtag:rust", "timeline:hashtag:rust:local"]
+        );
+        let self_reply = Facts {
+            in_reply_to_account_id: Some(1),
+            ..facts("public")
+        };
+        assert_eq!(self_reply.public_channels().len(), 4);
+        for quiet in ["unlisted", "private", "direct"] {
+            assert!(facts(quiet).public_channels().is_empty(), "{quiet}");
+        }
+        let reblog = Facts {
+            reblog_of_id: Some(9),
+            ..facts("public")
+        };
+        assert!(reblog.public_channels().is_empty());
+    }
+}
