@@ -2,6 +2,7 @@ import { forwardRef, useEffect, useImperativeHandle, useRef, useState } from "re
 import { ApiError } from "../api/client";
 import type { MediaAttachment, Status, StatusSource, Visibility } from "../api/types";
 import { useSession, type ComposeTarget } from "../context";
+import { waitProcessed } from "../lib/media";
 import { countCharacters } from "../lib/text";
 import { ErrorBox } from "./common";
 import { POSTED_EVENT } from "./Timeline";
@@ -32,16 +33,6 @@ function defaultLanguage(): string {
 
 export interface ComposeHandle {
   open: (t: ComposeTarget) => void;
-}
-
-/** Waits for asynchronous media (202) to be processed: 206 until then, 200 with a URL. */
-async function waitProcessed(get: () => Promise<{ items: MediaAttachment; status: number }>, signal: { cancelled: boolean }): Promise<MediaAttachment> {
-  for (let delay = 500; ; delay = Math.min(delay * 1.5, 5000)) {
-    await new Promise((r) => setTimeout(r, delay));
-    if (signal.cancelled) throw new Error("cancelled");
-    const r = await get();
-    if (r.status === 200 && r.items.url) return r.items;
-  }
 }
 
 export const Compose = forwardRef<ComposeHandle, { onDone?: (message: string) => void }>(function Compose({ onDone }, ref) {
