@@ -58,6 +58,15 @@ impl Event {
         }
     }
 
+    /// Closes every streaming connection of one access token (published on
+    /// `channel::access_token` when the token is revoked). No payload.
+    pub fn kill() -> Self {
+        Self {
+            event: "kill".into(),
+            payload: String::new(),
+        }
+    }
+
     /// The account's filters changed (no payload).
     pub fn filters_changed() -> Self {
         Self {
@@ -113,6 +122,19 @@ pub mod channel {
         format!("timeline:direct:{account_id}")
     }
 
+    /// `timeline:access_token:<token id>`: system messages for the connections of one
+    /// token (`kill` when it is revoked). Clients never see this channel.
+    pub fn access_token(token_id: i64) -> String {
+        format!("timeline:access_token:{token_id}")
+    }
+
+    /// `subscribed:<channel>`: a key the streamer keeps alive (18 minutes, refreshed every
+    /// 6, as Mastodon's) while a client listens to `channel`, so that a publisher may skip
+    /// rendering events nobody can receive. Absent means "nobody listening right now".
+    pub fn subscribed_key(channel: &str) -> String {
+        format!("subscribed:{channel}")
+    }
+
     /// Which part of the federated timeline a public channel carries.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Scope {
@@ -162,6 +184,11 @@ mod tests {
         );
         assert_eq!(channel::list(3), "timeline:list:3");
         assert_eq!(channel::direct(9), "timeline:direct:9");
+        assert_eq!(channel::access_token(5), "timeline:access_token:5");
+        assert_eq!(
+            channel::subscribed_key("timeline:7"),
+            "subscribed:timeline:7"
+        );
     }
 
     #[test]

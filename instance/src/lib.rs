@@ -13,6 +13,7 @@ pub mod migrate;
 mod shutdown;
 pub mod state;
 pub mod storage;
+pub mod streaming;
 pub mod tasks;
 pub mod telemetry;
 pub mod text;

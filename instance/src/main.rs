@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fedi_config::ServerConfig;
-use fedi_server::{admin, api, jobs, migrate, telemetry};
+use fedi_server::{admin, api, jobs, migrate, streaming, telemetry};
 use tracing::{error, warn};
 
 /// A Mastodon-compatible fediverse server.
@@ -78,8 +78,12 @@ fn main() -> ExitCode {
 /// Which issue delivers a role that does not exist yet.
 fn not_implemented(role: &Role) -> Option<&'static str> {
     match role {
-        Role::Streamer => Some("the worker and streamer issue"),
-        Role::Api | Role::Worker | Role::Migrate(_) | Role::Admin(_) | Role::All => None,
+        Role::Api
+        | Role::Streamer
+        | Role::Worker
+        | Role::Migrate(_)
+        | Role::Admin(_)
+        | Role::All => None,
     }
 }
 
@@ -87,6 +91,7 @@ async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
     match role {
         Role::Migrate(args) => migrate::run(&config, &args).await,
         Role::Api => api::serve(config).await,
+        Role::Streamer => streaming::serve(config).await,
         Role::Worker => jobs::run(&config, Some(config.listen)).await,
         Role::All => {
             let missing: Vec<_> = [Role::Streamer, Role::Worker]
@@ -106,10 +111,11 @@ async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
                 lock_timeout_seconds: 10,
             };
             migrate::run(&config, &both).await?;
-            // The api answers the probes; the worker needs no listener of its own here.
+            // The api answers the probes; the worker needs no listener of its own here. The
+            // streaming API shares the api's listener, as clients find both on one host.
             let worker = jobs::run(&config, None);
-            tokio::try_join!(api::serve(config.clone()), worker).map(drop)
+            tokio::try_join!(streaming::serve_with_api(config.clone()), worker).map(drop)
         }
-        Role::Streamer | Role::Admin(_) => unreachable!("handled in main"),
+        Role::Admin(_) => unreachable!("handled in main"),
     }
 }

@@ -1,25 +1,10 @@
-//! The binary's roles: the ones that exist work against real PostgreSQL and Redis, the ones
-//! that do not say so and exit non-zero.
+//! The binary's roles work against real PostgreSQL and Redis (the streamer's own tests are
+//! in streaming.rs).
 
 mod common;
 
 use common::*;
 use serde_json::Value;
-
-#[test]
-fn unimplemented_roles_refuse_to_start() {
-    let out = server_command("postgres://unused", "redis://unused")
-        .arg("streamer")
-        .output()
-        .expect("run fedi-server");
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "streamer must exit with the not-implemented code"
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not implemented yet"), "{stderr}");
-}
 
 #[test]
 fn a_configuration_error_names_the_variable() {

@@ -7,12 +7,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::client::{authenticate, credentials};
 use crate::api::ApiError;
 use crate::api::params::Params;
 use crate::auth::credentials::digest;
+use crate::events;
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,5 +77,16 @@ pub(super) async fn revoke(
     .execute(state.db.primary())
     .await?;
     info!(app_id = app.id, token_id = id, "token revoked");
+    // Open streaming connections of the token close at once; a lost message is caught by the
+    // streamer's periodic re-validation, so a Redis failure does not fail the revocation.
+    let (channel, kill) = (events::channel::access_token(id), events::Event::kill());
+    let published = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        events::publish(&state, &channel, &kill),
+    )
+    .await;
+    if !matches!(published, Ok(Ok(()))) {
+        warn!(token_id = id, "could not tell the streamers about a revoked token");
+    }
     Ok(Json(json!({})))
 }

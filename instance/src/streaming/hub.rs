@@ -1,0 +1,551 @@
+//! The hub: which connection listens to which Redis channel, and the delivery of every
+//! message to the connections allowed to see it.
+//!
+//! Messages are filtered concurrently (a database round trip each) but delivered in the
+//! order Redis sent them, so that a `delete` never overtakes the `update` it follows.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{Notify, mpsc};
+use tracing::{debug, warn};
+
+use super::filter;
+use super::metrics::Metrics;
+use super::pubsub::{self, Incoming};
+use super::schema::Probe;
+use super::streams::Plan;
+use super::viewer::{self, Viewer};
+use crate::events::{Event, channel};
+use crate::state::AppState;
+
+/// Messages a connection may have waiting; a client further behind is closed (it catches up
+/// through the REST timelines when it reconnects) rather than held in memory.
+const OUTBOX: usize = 512;
+/// Messages filtered at the same time.
+const CONCURRENT_FILTERING: usize = 64;
+/// How long a new stream waits for Redis to confirm its subscription before it starts
+/// anyway.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
+const REVALIDATE_EVERY: Duration = Duration::from_secs(15);
+/// Mastodon's `subscribed:` heartbeat: refreshed every 6 minutes, kept 18.
+const SUBSCRIBED_EVERY: Duration = Duration::from_secs(6 * 60);
+const SUBSCRIBED_TTL: Duration = Duration::from_secs(18 * 60);
+
+pub struct Hub {
+    state: AppState,
+    schema: Probe,
+    registry: Mutex<HashMap<String, Vec<Arc<Subscription>>>>,
+    live: Mutex<HashMap<u64, Live>>,
+    next_id: AtomicU64,
+    pub pubsub: Arc<pubsub::State>,
+    pub metrics: Metrics,
+}
+
+struct Live {
+    token_id: i64,
+    closer: Arc<Notify>,
+}
+
+/// One stream of one connection (or its system channel).
+pub struct Subscription {
+    viewer: Arc<Viewer>,
+    kind: Kind,
+    outbox: mpsc::Sender<Frame>,
+    closer: Arc<Notify>,
+}
+
+enum Kind {
+    /// A client's stream: `name` is its `stream` field, already JSON.
+    Stream { name: Arc<str>, public: bool },
+    /// `timeline:access_token:<id>`: a `kill` closes the connection.
+    System,
+}
+
+/// A message on its way to one client.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The `stream` array, JSON.
+    pub stream: Arc<str>,
+    pub event: Arc<str>,
+    /// The payload as the client receives it: a JSON document as a string, a bare id, or
+    /// nothing.
+    pub payload: Arc<str>,
+    /// `payload` encoded once as a JSON string, for every WebSocket client.
+    pub payload_json: Arc<str>,
+}
+
+impl Frame {
+    /// `{"stream":[...],"event":"...","payload":"..."}`; without `payload` when there is
+    /// none (`filters_changed`), as Mastodon's `JSON.stringify` leaves it out.
+    pub fn websocket(&self) -> String {
+        let event = serde_json::to_string(&*self.event).expect("a string serializes");
+        if self.payload.is_empty() {
+            format!(r#"{{"stream":{},"event":{event}}}"#, self.stream)
+        } else {
+            format!(
+                r#"{{"stream":{},"event":{event},"payload":{}}}"#,
+                self.stream, self.payload_json
+            )
+        }
+    }
+
+    /// `event: NAME\ndata: PAYLOAD\n\n`.
+    pub fn sse(&self) -> String {
+        let mut out = format!("event: {}\n", self.event);
+        for line in self.payload.split('\n') {
+            out.push_str("data: ");
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+        out
+    }
+}
+
+enum Action {
+    Send(Arc<Subscription>, Frame),
+    Close(Arc<Subscription>),
+}
+
+impl Hub {
+    /// Starts the Redis subscriber and the hub's tasks (inside a Tokio runtime).
+    pub fn start(state: AppState) -> anyhow::Result<Arc<Hub>> {
+        let hub = Arc::new(Hub {
+            state: state.clone(),
+            schema: Probe::default(),
+            registry: Mutex::default(),
+            live: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            pubsub: Arc::default(),
+            metrics: Metrics::default(),
+        });
+        let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
+        let weak = Arc::downgrade(&hub);
+        pubsub::start(
+            &state.config,
+            hub.pubsub.clone(),
+            move || weak.upgrade().map(|h| h.channels()).unwrap_or_default(),
+            incoming_tx,
+        )?;
+        tokio::spawn(deliver(hub.clone(), incoming_rx));
+        tokio::spawn(revalidate(Arc::downgrade(&hub)));
+        tokio::spawn(announce(Arc::downgrade(&hub)));
+        Ok(hub)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Every channel some connection of this process listens to.
+    pub fn channels(&self) -> HashSet<String> {
+        self.registry.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// A new connection of `viewer`, listening to its token's system channel.
+    pub fn open(self: &Arc<Self>, viewer: Viewer, transport: &'static str) -> Connection {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let closer = Arc::new(Notify::new());
+        let (outbox, inbox) = mpsc::channel(OUTBOX);
+        let viewer = Arc::new(viewer);
+        self.live.lock().unwrap().insert(
+            id,
+            Live {
+                token_id: viewer.token_id,
+                closer: closer.clone(),
+            },
+        );
+        let system = Arc::new(Subscription {
+            viewer: viewer.clone(),
+            kind: Kind::System,
+            outbox: outbox.clone(),
+            closer: closer.clone(),
+        });
+        let channels = vec![channel::access_token(viewer.token_id)];
+        if self.register(&channels, &system) {
+            self.pubsub.wake();
+        }
+        let gauge = self.metrics.connections(transport);
+        gauge.inc();
+        let mut subscriptions = HashMap::new();
+        subscriptions.insert(String::new(), (channels, system));
+        Connection {
+            hub: self.clone(),
+            id,
+            viewer,
+            outbox,
+            inbox,
+            closer,
+            subscriptions,
+            gauge,
+        }
+    }
+
+    /// Whether `list` belongs to `account_id`.
+    pub async fn owns_list(&self, account_id: i64, list: i64) -> Result<bool, sqlx::Error> {
+        let owner: Option<i64> = sqlx::query_scalar("SELECT account_id FROM lists WHERE id = $1")
+            .bind(list)
+            .fetch_optional(self.state.db.primary())
+            .await?;
+        Ok(owner == Some(account_id))
+    }
+
+    /// Resolves a token with what filtering needs.
+    pub async fn viewer(&self, token: &viewer::Token) -> Result<Viewer, viewer::Refused> {
+        let schema = self
+            .schema
+            .get(&self.state)
+            .await
+            .map_err(|e| viewer::Refused::Internal(e.into()))?;
+        viewer::resolve(&self.state, &schema, token).await
+    }
+
+    /// Closes every connection (shutdown): their handlers end, so the server can stop.
+    pub fn close_all(&self) {
+        for live in self.live.lock().unwrap().values() {
+            live.closer.notify_one();
+        }
+    }
+
+    /// Adds `sub` to `channels`; whether one of them had no listener before.
+    fn register(&self, channels: &[String], sub: &Arc<Subscription>) -> bool {
+        let mut registry = self.registry.lock().unwrap();
+        let mut new = false;
+        for c in channels {
+            let subs = registry.entry(c.clone()).or_default();
+            new |= subs.is_empty();
+            subs.push(sub.clone());
+        }
+        new
+    }
+
+    /// Removes `sub` from `channels`; whether one of them has no listener left.
+    fn unregister(&self, channels: &[String], sub: &Arc<Subscription>) -> bool {
+        let mut registry = self.registry.lock().unwrap();
+        let mut emptied = false;
+        for c in channels {
+            if let Some(subs) = registry.get_mut(c) {
+                subs.retain(|s| !Arc::ptr_eq(s, sub));
+                if subs.is_empty() {
+                    registry.remove(c);
+                    emptied = true;
+                }
+            }
+        }
+        emptied
+    }
+
+    /// Decides who receives one message from Redis.
+    async fn prepare(&self, channel: String, message: String) -> Vec<Action> {
+        self.metrics.received.inc();
+        let subs = match self.registry.lock().unwrap().get(&channel) {
+            Some(subs) => subs.clone(),
+            None => return Vec::new(),
+        };
+        let Ok(event) = serde_json::from_str::<Event>(&message) else {
+            warn!(
+                channel,
+                "a message on Redis is not a streaming event; dropped"
+            );
+            return Vec::new();
+        };
+        let mut actions = Vec::new();
+        let (system, streams): (Vec<_>, Vec<_>) = subs
+            .into_iter()
+            .partition(|s| matches!(s.kind, Kind::System));
+        if event.event == "kill" {
+            actions.extend(system.into_iter().map(Action::Close));
+        }
+        if streams.is_empty() {
+            return actions;
+        }
+        // Which subscriptions filter this event: see `filter::applies`.
+        let filtered = |s: &Subscription| match &s.kind {
+            Kind::Stream { public, .. } => filter::applies(&event.event, *public),
+            Kind::System => false,
+        };
+        let facts = if streams.iter().any(|s| filtered(s)) {
+            match filter::facts(&event.event, &event.payload) {
+                Some(f) => Some(f),
+                None => {
+                    warn!(
+                        channel,
+                        event = event.event,
+                        "an event without the entity it names; dropped"
+                    );
+                    return actions;
+                }
+            }
+        } else {
+            None
+        };
+        // The author's own statuses are never filtered for the author.
+        let own = |viewer: &Viewer| {
+            facts
+                .as_ref()
+                .is_some_and(|f| !f.notification && f.author == viewer.account_id)
+        };
+        let excluded = match &facts {
+            None => HashSet::new(),
+            Some(f) => {
+                let viewers: Vec<i64> = streams
+                    .iter()
+                    .filter(|s| filtered(s) && !own(&s.viewer))
+                    .map(|s| s.viewer.account_id)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let result = match self.schema.get(&self.state).await {
+                    Ok(schema) => filter::excluded(&self.state, schema, &viewers, f).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(set) => set,
+                    Err(e) => {
+                        // Closed, not open: a block must hold even while the database
+                        // does not answer.
+                        warn!(channel, error = %e, "cannot check blocks and mutes; event withheld");
+                        return actions;
+                    }
+                }
+            }
+        };
+        let payload_json: Arc<str> = serde_json::to_string(&event.payload)
+            .expect("a string serializes")
+            .into();
+        let name: Arc<str> = event.event.as_str().into();
+        let payload: Arc<str> = event.payload.into();
+        for s in streams {
+            let Kind::Stream {
+                name: stream,
+                public,
+            } = &s.kind
+            else {
+                continue;
+            };
+            if let Some(f) = &facts
+                && filtered(&s)
+                && !own(&s.viewer)
+            {
+                let hidden = excluded.contains(&s.viewer.account_id)
+                    || (*public
+                        && !filter::language_allowed(
+                            s.viewer.languages.as_deref(),
+                            f.language.as_deref(),
+                        ));
+                if hidden {
+                    self.metrics.filtered.inc();
+                    continue;
+                }
+            }
+            let frame = Frame {
+                stream: stream.clone(),
+                event: name.clone(),
+                payload: payload.clone(),
+                payload_json: payload_json.clone(),
+            };
+            actions.push(Action::Send(s, frame));
+        }
+        actions
+    }
+
+    fn act(&self, action: Action) {
+        match action {
+            Action::Send(sub, frame) => match sub.outbox.try_send(frame) {
+                Ok(()) => {
+                    self.metrics.sent.inc();
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.metrics.slow_closed.inc();
+                    debug!("a streaming client does not keep up; closing it");
+                    sub.closer.notify_one();
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            },
+            Action::Close(sub) => sub.closer.notify_one(),
+        }
+    }
+
+    /// Marks `channels` as listened to (`subscribed:<channel>`), for publishers.
+    async fn announce(&self, channels: impl IntoIterator<Item = String>) {
+        for c in channels {
+            if c.starts_with("timeline:access_token:") {
+                continue;
+            }
+            let key = channel::subscribed_key(&c);
+            if let Err(e) = self
+                .state
+                .redis
+                .set_ex(&key, "1", SUBSCRIBED_TTL, false)
+                .await
+            {
+                debug!(error = %e, "cannot refresh a subscribed: key");
+                return;
+            }
+        }
+    }
+}
+
+async fn deliver(hub: Arc<Hub>, incoming: mpsc::UnboundedReceiver<Incoming>) {
+    let messages = futures::stream::unfold(incoming, |mut rx| async move {
+        rx.recv().await.map(|m| (m, rx))
+    });
+    messages
+        .map(|(channel, message)| {
+            let hub = hub.clone();
+            async move { hub.prepare(channel, message).await }
+        })
+        .buffered(CONCURRENT_FILTERING)
+        .for_each(|actions| {
+            for a in actions {
+                hub.act(a);
+            }
+            std::future::ready(())
+        })
+        .await;
+}
+
+/// Closes the connections whose token no longer grants access.
+async fn revalidate(hub: std::sync::Weak<Hub>) {
+    loop {
+        tokio::time::sleep(REVALIDATE_EVERY).await;
+        let Some(hub) = hub.upgrade() else { return };
+        let tokens: Vec<i64> = {
+            let live = hub.live.lock().unwrap();
+            live.values()
+                .map(|l| l.token_id)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        if tokens.is_empty() {
+            continue;
+        }
+        match viewer::still_valid(&hub.state, &tokens).await {
+            Ok(valid) => {
+                let valid: HashSet<i64> = valid.into_iter().collect();
+                for live in hub.live.lock().unwrap().values() {
+                    if !valid.contains(&live.token_id) {
+                        live.closer.notify_one();
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot re-validate streaming tokens"),
+        }
+    }
+}
+
+/// Refreshes the `subscribed:` keys of every channel listened to.
+async fn announce(hub: std::sync::Weak<Hub>) {
+    loop {
+        tokio::time::sleep(SUBSCRIBED_EVERY).await;
+        let Some(hub) = hub.upgrade() else { return };
+        let channels = hub.channels();
+        hub.announce(channels).await;
+    }
+}
+
+/// A client connection: its streams, and the queue of messages for it. Dropping it
+/// unsubscribes everything.
+pub struct Connection {
+    hub: Arc<Hub>,
+    id: u64,
+    pub viewer: Arc<Viewer>,
+    outbox: mpsc::Sender<Frame>,
+    pub inbox: mpsc::Receiver<Frame>,
+    /// Notified when the connection must close: its token was revoked, it fell behind, or
+    /// the server stops.
+    pub closer: Arc<Notify>,
+    /// By `Plan::key` (the system channel under ""): the channels and the subscription.
+    subscriptions: HashMap<String, (Vec<String>, Arc<Subscription>)>,
+    gauge: Gauge,
+}
+
+impl Connection {
+    /// Starts `plan`; false if this connection already has it.
+    pub async fn subscribe(&mut self, plan: &Plan) -> bool {
+        let key = plan.key();
+        if self.subscriptions.contains_key(&key) {
+            return false;
+        }
+        let name = serde_json::to_string(&plan.name).expect("strings serialize");
+        let sub = Arc::new(Subscription {
+            viewer: self.viewer.clone(),
+            kind: Kind::Stream {
+                name: name.into(),
+                public: plan.public,
+            },
+            outbox: self.outbox.clone(),
+            closer: self.closer.clone(),
+        });
+        let new = self.hub.register(&plan.channels, &sub);
+        self.subscriptions.insert(key, (plan.channels.clone(), sub));
+        if new {
+            self.hub.pubsub.wake();
+            let hub = self.hub.clone();
+            let channels = plan.channels.clone();
+            tokio::spawn(async move { hub.announce(channels).await });
+        }
+        self.hub
+            .pubsub
+            .wait_for(&plan.channels, SUBSCRIBE_WAIT)
+            .await;
+        true
+    }
+
+    pub fn unsubscribe(&mut self, plan: &Plan) {
+        if let Some((channels, sub)) = self.subscriptions.remove(&plan.key())
+            && self.hub.unregister(&channels, &sub)
+        {
+            self.hub.pubsub.wake();
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let mut emptied = false;
+        for (channels, sub) in self.subscriptions.values() {
+            emptied |= self.hub.unregister(channels, sub);
+        }
+        if emptied {
+            self.hub.pubsub.wake();
+        }
+        self.hub.live.lock().unwrap().remove(&self.id);
+        self.gauge.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(event: &str, payload: &str) -> Frame {
+        Frame {
+            stream: r#"["hashtag","Rust"]"#.into(),
+            event: event.into(),
+            payload: payload.into(),
+            payload_json: serde_json::to_string(payload).unwrap().into(),
+        }
+    }
+
+    #[test]
+    fn frames_are_mastodons() {
+        let f = frame("update", r#"{"id":"1","content":"<p>a\nb</p>"}"#);
+        let ws: serde_json::Value = serde_json::from_str(&f.websocket()).unwrap();
+        assert_eq!(ws["stream"], serde_json::json!(["hashtag", "Rust"]));
+        assert_eq!(ws["event"], "update");
+        // The payload stays a string holding JSON.
+        assert_eq!(ws["payload"].as_str().unwrap(), &*f.payload);
+        assert_eq!(frame("delete", "42").sse(), "event: delete\ndata: 42\n\n");
+        let changed = frame("filters_changed", "");
+        let ws: serde_json::Value = serde_json::from_str(&changed.websocket()).unwrap();
+        assert!(ws.get("payload").is_none(), "{ws}");
+        assert_eq!(changed.sse(), "event: filters_changed\ndata: \n\n");
+    }
+}

@@ -1,0 +1,354 @@
+//! The process's one Redis subscriber connection, shared by every client.
+//!
+//! The hub says which channels its clients need (`Hub::channels`); a reconciler task makes
+//! the connection's subscriptions match, in batches: a channel is subscribed when its first
+//! client arrives and unsubscribed when its last one leaves. What the connection holds is
+//! tracked here and forgotten whenever the connection may have been lost (a disconnection
+//! push, a failed PING, or, on a standalone server, `CLIENT INFO` counting fewer
+//! subscriptions than we believe), after which everything is subscribed again: clients stay
+//! connected through a Redis restart or failover and simply resume.
+//!
+//! RESP3 (Redis 6+, Valkey): subscriptions live on an ordinary multiplexed connection whose
+//! messages arrive as pushes, so one connection (standalone: a `ConnectionManager`; cluster:
+//! the cluster client, which keeps it on one node) serves subscribe, unsubscribe and PING.
+//! Channels are ordinary (not sharded): a PUBLISH on any cluster node reaches every node,
+//! so publishers need no knowledge of where subscribers are.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use fedi_config::{RedisMode, ServerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{info, warn};
+
+/// How often an idle subscriber connection proves it is alive.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// SUBSCRIBE arguments per command.
+const BATCH: usize = 1000;
+
+/// A message from Redis: `(channel, message)`.
+pub type Incoming = (String, String);
+
+/// What the connection is subscribed to, shared with the hub's waiters.
+#[derive(Default)]
+pub struct State {
+    actual: Mutex<HashSet<String>>,
+    /// Bumped whenever the connection may have lost its subscriptions: a batch subscribed
+    /// under an older epoch is not trusted.
+    epoch: AtomicU64,
+    /// Bumped after every successful change, so that waiters look again.
+    changed: watch::Sender<u64>,
+    /// Wakes the reconciler: the wanted set changed or the connection was lost.
+    wake: Notify,
+    pub up: std::sync::atomic::AtomicBool,
+}
+
+impl State {
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn subscribed(&self, channel: &str) -> bool {
+        self.actual.lock().unwrap().contains(channel)
+    }
+
+    pub fn count(&self) -> usize {
+        self.actual.lock().unwrap().len()
+    }
+
+    /// Waits (at most `timeout`) until every channel is subscribed. A client is served even
+    /// if Redis is down; this only lets a new stream start at a known point when it can.
+    pub async fn wait_for(&self, channels: &[String], timeout: Duration) -> bool {
+        let mut changed = self.changed.subscribe();
+        let ready = async {
+            loop {
+                if channels.iter().all(|c| self.subscribed(c)) {
+                    return;
+                }
+                if changed.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, ready).await.is_ok()
+    }
+
+    fn lost(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.actual.lock().unwrap().clear();
+        self.up.store(false, Ordering::SeqCst);
+        self.wake();
+    }
+}
+
+enum Connection {
+    Standalone(ConnectionManager),
+    Cluster {
+        client: Box<ClusterClient>,
+        conn: Option<ClusterConnection>,
+    },
+}
+
+impl Connection {
+    fn new(config: &ServerConfig, push: mpsc::UnboundedSender<PushInfo>) -> anyhow::Result<Self> {
+        let invalid = |e: redis::RedisError| {
+            anyhow::anyhow!("FEDI_REDIS_URL is not a valid Redis URL: {:?}", e.kind())
+        };
+        let infos = config
+            .redis
+            .urls
+            .iter()
+            .map(|u| {
+                let info = u.expose().into_connection_info().map_err(invalid)?;
+                let mut settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3);
+                if let Some(p) = &config.redis.password {
+                    settings = settings.set_password(p.expose());
+                }
+                Ok(info.set_redis_settings(settings))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(match config.redis.mode {
+            RedisMode::Standalone => {
+                let info = infos
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("FEDI_REDIS_URL is empty"))?;
+                let client = redis::Client::open(info).map_err(invalid)?;
+                let manager = ConnectionManagerConfig::new()
+                    .set_push_sender(push)
+                    .set_connection_timeout(Some(COMMAND_TIMEOUT))
+                    .set_response_timeout(Some(COMMAND_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(2));
+                Connection::Standalone(
+                    ConnectionManager::new_lazy_with_config(client, manager).map_err(invalid)?,
+                )
+            }
+            RedisMode::Cluster => Connection::Cluster {
+                client: Box::new(
+                    ClusterClientBuilder::new(infos)
+                        .use_protocol(ProtocolVersion::RESP3)
+                        .push_sender(push)
+                        .connection_timeout(COMMAND_TIMEOUT)
+                        .response_timeout(COMMAND_TIMEOUT)
+                        .build()
+                        .map_err(invalid)?,
+                ),
+                conn: None,
+            },
+        })
+    }
+
+    async fn cluster(
+        client: &ClusterClient,
+        conn: &mut Option<ClusterConnection>,
+    ) -> redis::RedisResult<ClusterConnection> {
+        if let Some(c) = conn {
+            return Ok(c.clone());
+        }
+        let c = client.get_async_connection().await?;
+        *conn = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn subscribe(&mut self, channels: &[String]) -> redis::RedisResult<()> {
+        match self {
+            Connection::Standalone(c) => c.subscribe(channels).await,
+            Connection::Cluster { client, conn } => {
+                Self::cluster(client, conn).await?.subscribe(channels).await
+            }
+        }
+    }
+
+    async fn unsubscribe(&mut self, channels: &[String]) -> redis::RedisResult<()> {
+        match self {
+            Connection::Standalone(c) => c.unsubscribe(channels).await,
+            Connection::Cluster { client, conn } => {
+                Self::cluster(client, conn)
+                    .await?
+                    .unsubscribe(channels)
+                    .await
+            }
+        }
+    }
+
+    /// PING; on a standalone server also the number of subscriptions the server holds for
+    /// this very connection (`CLIENT INFO`'s `sub=`), which tells a silent reconnection apart.
+    async fn check(&mut self) -> redis::RedisResult<Option<usize>> {
+        match self {
+            Connection::Standalone(c) => {
+                redis::cmd("PING").query_async::<Value>(c).await?;
+                // Redis 6.2+; an older server just skips this check.
+                let info: Option<String> =
+                    redis::cmd("CLIENT").arg("INFO").query_async(c).await.ok();
+                Ok(info
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix("sub="))
+                    .and_then(|n| n.parse().ok()))
+            }
+            Connection::Cluster { client, conn } => {
+                let mut c = Self::cluster(client, conn).await?;
+                redis::cmd("PING").query_async::<Value>(&mut c).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Starts the subscriber: messages go to `incoming`; `wanted` says which channels the
+/// clients need at this moment.
+pub fn start(
+    config: &ServerConfig,
+    state: Arc<State>,
+    wanted: impl Fn() -> HashSet<String> + Send + Sync + 'static,
+    incoming: mpsc::UnboundedSender<Incoming>,
+) -> anyhow::Result<()> {
+    let (push_tx, push_rx) = mpsc::unbounded_channel();
+    let conn = Connection::new(config, push_tx)?;
+    tokio::spawn(read_pushes(state.clone(), push_rx, incoming));
+    tokio::spawn(reconcile(state, conn, wanted));
+    Ok(())
+}
+
+async fn read_pushes(
+    state: Arc<State>,
+    mut pushes: mpsc::UnboundedReceiver<PushInfo>,
+    incoming: mpsc::UnboundedSender<Incoming>,
+) {
+    while let Some(push) = pushes.recv().await {
+        match push.kind {
+            PushKind::Message => {
+                let mut data = push.data.into_iter();
+                let (Some(channel), Some(message)) = (data.next(), data.next()) else {
+                    continue;
+                };
+                let (Ok(channel), Ok(message)) = (
+                    redis::from_redis_value::<String>(channel),
+                    redis::from_redis_value::<String>(message),
+                ) else {
+                    continue;
+                };
+                if incoming.send((channel, message)).is_err() {
+                    return;
+                }
+            }
+            PushKind::Disconnection => {
+                warn!("the Redis subscriber connection was lost; subscribing again");
+                state.lost();
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn reconcile(
+    state: Arc<State>,
+    mut conn: Connection,
+    wanted: impl Fn() -> HashSet<String> + Send + Sync + 'static,
+) {
+    let mut backoff = Duration::from_millis(200);
+    let mut failing = false;
+    // The first pass checks at once, so that readiness is known right after start.
+    let mut wait = Duration::ZERO;
+    loop {
+        let woken = tokio::select! {
+            _ = state.wake.notified() => true,
+            _ = tokio::time::sleep(wait) => false,
+        };
+        if !woken && !failing {
+            match tokio::time::timeout(COMMAND_TIMEOUT, conn.check()).await {
+                Ok(Ok(server_count)) => {
+                    if server_count.is_some_and(|n| n < state.count()) {
+                        warn!(
+                            "the Redis server lost this connection's subscriptions; subscribing again"
+                        );
+                        state.lost();
+                    } else {
+                        state.up.store(true, Ordering::SeqCst);
+                    }
+                }
+                _ => {
+                    warn!("the Redis subscriber connection does not answer");
+                    state.lost();
+                }
+            }
+        }
+        match apply(&state, &mut conn, &wanted()).await {
+            Ok(()) => {
+                if failing {
+                    info!(channels = state.count(), "Redis subscriptions restored");
+                }
+                failing = false;
+                backoff = Duration::from_millis(200);
+            }
+            Err(e) => {
+                if !failing {
+                    warn!(error = %e, "cannot subscribe on Redis; retrying");
+                }
+                failing = true;
+                state.up.store(false, Ordering::SeqCst);
+                backoff = (backoff * 2).min(Duration::from_secs(3));
+            }
+        }
+        wait = if failing { backoff } else { PING_EVERY };
+    }
+}
+
+/// Makes the connection's subscriptions equal `wanted`.
+async fn apply(
+    state: &State,
+    conn: &mut Connection,
+    wanted: &HashSet<String>,
+) -> redis::RedisResult<()> {
+    let (add, remove): (Vec<String>, Vec<String>) = {
+        let actual = state.actual.lock().unwrap();
+        (
+            wanted.difference(&actual).cloned().collect(),
+            actual.difference(wanted).cloned().collect(),
+        )
+    };
+    for batch in add.chunks(BATCH) {
+        let epoch = state.epoch.load(Ordering::SeqCst);
+        timed(conn.subscribe(batch)).await?;
+        if state.epoch.load(Ordering::SeqCst) != epoch {
+            // Lost meanwhile: the next pass subscribes everything again.
+            return Err((redis::ErrorKind::Io, "connection lost while subscribing").into());
+        }
+        state.actual.lock().unwrap().extend(batch.iter().cloned());
+        state.up.store(true, Ordering::SeqCst);
+        state.changed.send_modify(|v| *v += 1);
+    }
+    for batch in remove.chunks(BATCH) {
+        // Forgotten first: if the command fails, the connection is gone and so is the
+        // subscription, or the next check finds it.
+        {
+            let mut actual = state.actual.lock().unwrap();
+            for c in batch {
+                actual.remove(c);
+            }
+        }
+        timed(conn.unsubscribe(batch)).await?;
+    }
+    Ok(())
+}
+
+async fn timed<T>(
+    f: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(COMMAND_TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "Redis did not answer in time").into()))
+}

@@ -1,0 +1,189 @@
+//! `GET /api/v1/streaming` upgraded to a WebSocket: one connection, any number of streams,
+//! added and removed with `{"type": "subscribe" | "unsubscribe", "stream": ...}` messages
+//! (or one given as `?stream=` on the URL). Refusals of a stream arrive as
+//! `{"error": "...", "status": N}` messages; the connection stays open.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::streams::Request;
+use super::{Streamer, error, start_stream, stream_plan};
+
+/// Mastodon pings every 30 s and drops a client that did not answer the previous ping.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+pub async fn handler(
+    State(s): State<Streamer>,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(ws) = ws else {
+        return error(400, "Unknown channel requested");
+    };
+    let viewer = match super::authenticate(&s, &headers, &uri).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let (viewer, token) = viewer;
+    let initial = query_request(&uri);
+    let ws = match token.protocol {
+        Some(p) => ws.protocols([p]),
+        None => ws,
+    };
+    ws.on_upgrade(move |socket| session(s, viewer, socket, initial))
+        .into_response()
+}
+
+/// `?stream=hashtag&tag=x`, if the URL names a stream.
+fn query_request(uri: &Uri) -> Option<Request> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(uri.query()?).ok()?;
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    Some(Request {
+        stream: get("stream").filter(|s| !s.is_empty())?,
+        tag: get("tag"),
+        list: get("list"),
+    })
+}
+
+/// A client's message. `stream` may be a string or an array (its first element), `list` a
+/// string or a number, as clients send them.
+#[derive(Deserialize)]
+struct ClientMessage {
+    #[serde(rename = "type")]
+    kind: String,
+    stream: serde_json::Value,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    list: Option<serde_json::Value>,
+}
+
+impl ClientMessage {
+    fn request(&self) -> Request {
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::Array(a) => a.first().and_then(|f| f.as_str()).map(String::from),
+            _ => None,
+        };
+        Request {
+            stream: text(&self.stream).unwrap_or_default(),
+            tag: self.tag.clone(),
+            list: self.list.as_ref().and_then(text),
+        }
+    }
+}
+
+async fn session(
+    s: Streamer,
+    viewer: super::viewer::Viewer,
+    socket: WebSocket,
+    initial: Option<Request>,
+) {
+    let mut conn = s.hub.open(viewer, "websocket");
+    let (mut tx, mut rx) = socket.split();
+    if let Some(req) = initial
+        && let Err((status, message)) = start_stream(&s, &mut conn, &req).await
+    {
+        let _ = tx.send(refusal(status, message)).await;
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut answered = true;
+    loop {
+        tokio::select! {
+            frame = conn.inbox.recv() => {
+                let Some(frame) = frame else { break };
+                if tx.send(Message::Text(frame.websocket().into())).await.is_err() {
+                    break;
+                }
+            }
+            _ = conn.closer.notified() => {
+                let _ = tx.send(Message::Close(None)).await;
+                break;
+            }
+            message = rx.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let Ok(m) = serde_json::from_str::<ClientMessage>(text.as_str()) else {
+                        continue;
+                    };
+                    let req = m.request();
+                    let outcome = match m.kind.as_str() {
+                        "subscribe" => start_stream(&s, &mut conn, &req).await,
+                        "unsubscribe" => stream_plan(&conn, &req).map(|plan| conn.unsubscribe(&plan)),
+                        _ => Ok(()),
+                    };
+                    if let Err((status, message)) = outcome
+                        && tx.send(refusal(status, message)).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => answered = true,
+                Some(Ok(Message::Ping(_))) => {}
+                Some(Ok(Message::Binary(_))) => {
+                    let close = CloseFrame {
+                        code: close_code::UNSUPPORTED,
+                        reason: "The mastodon streaming server does not support binary messages".into(),
+                    };
+                    let _ = tx.send(Message::Close(Some(close))).await;
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            _ = ping.tick() => {
+                if !answered {
+                    break;
+                }
+                answered = false;
+                if tx.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn refusal(status: u16, message: &str) -> Message {
+    Message::Text(
+        json!({"error": message, "status": status})
+            .to_string()
+            .into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_accept_the_shapes_clients_send() {
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"subscribe","stream":["list"],"list":12}"#).unwrap();
+        let r = m.request();
+        assert_eq!((r.stream.as_str(), r.list.as_deref()), ("list", Some("12")));
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"subscribe","stream":"hashtag","tag":"x"}"#).unwrap();
+        assert_eq!(m.request().tag.as_deref(), Some("x"));
+        let q = query_request(
+            &"/api/v1/streaming?stream=user&access_token=t"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(q.unwrap().stream, "user");
+        assert_eq!(query_request(&"/api/v1/streaming".parse().unwrap()), None);
+    }
+}
