@@ -168,8 +168,8 @@ async fn the_web_client_signs_up_posts_follows_and_notifies_in_chromium() {
         "FEDI_RATE_LIMITS",
         "api=off,sign_up=off,sign_in=off,apps=off,media=off,statuses=off".into(),
     ));
-    // `all`: the api with the worker (fan-out, notifications) and, once it exists, the
-    // streamer, as `make dev` runs them.
+    // `all`: the api with the worker (fan-out, notifications) and the streamer on one port,
+    // as `make dev` runs them.
     let port = free_port();
     let base_url = format!("http://127.0.0.1:{port}");
     let log = std::fs::File::create(std::env::temp_dir().join(format!("web-e2e-{port}.log")))
