@@ -279,6 +279,32 @@ async fn registration_gives_the_new_account_a_key_pair() {
         api.ap("/users/carol").await["publicKey"]["publicKeyPem"],
         pem.as_str()
     );
+
+    // The admin CLI's accounts too.
+    let out = server_command(&api.db, "redis://unused.invalid")
+        .args([
+            "admin",
+            "accounts",
+            "create",
+            "dave",
+            "--email",
+            "dave@mail.example",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM account_keys k JOIN accounts a ON a.id = k.account_id \
+         WHERE a.username = 'dave' AND k.private_key_pem LIKE '-----BEGIN PRIVATE KEY-----%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(count, 1);
 }
 
 #[tokio::test]

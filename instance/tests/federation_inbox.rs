@@ -14,6 +14,7 @@ use common::*;
 use fedi_server::federation::keys::{self, Signer};
 use fedi_server::federation::signatures;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 const AS: &str = "https://www.w3.org/ns/activitystreams";
 const AP: &str = "application/activity+json";
@@ -139,7 +140,7 @@ fn follow(remote: &Remote, actor: &str) -> (String, Vec<u8>) {
 /// POSTs `sent_body` to `path` with `Host: host`, signed (when `signer` is given) over
 /// `signed_body` at `when`: the two bodies differ to test digests.
 async fn deliver_raw(
-    server: &Server,
+    server: &Ours,
     path: &str,
     host: &str,
     signer: Option<&Signer>,
@@ -148,7 +149,7 @@ async fn deliver_raw(
     when: SystemTime,
 ) -> Reply {
     let mut request = reqwest::Client::new()
-        .post(format!("{}{path}", server.base_url))
+        .post(format!("{}{path}", server.server.base_url))
         .header("host", host)
         .header("content-type", AP)
         .body(sent_body.to_vec());
@@ -163,11 +164,11 @@ async fn deliver_raw(
     Reply::read(request.send().await.unwrap()).await
 }
 
-async fn deliver(server: &Server, path: &str, signer: &Signer, body: &[u8]) -> Reply {
+async fn deliver(server: &Ours, path: &str, signer: &Signer, body: &[u8]) -> Reply {
     deliver_raw(
         server,
         path,
-        "test.example",
+        &server.domain,
         Some(signer),
         body,
         body,
@@ -207,10 +208,27 @@ async fn queued(id: &str) -> Vec<Value> {
     jobs
 }
 
-async fn start() -> (Server, String, Remote) {
-    let (server, db) = api_on_fresh_database(&[("FEDI_FEDERATION_ALLOW_LOOPBACK", "true")]).await;
+/// Our server, on a domain of its own: the job queue's keys carry the domain, so that no
+/// worker another test runs on the shared Redis takes this test's ingress jobs.
+struct Ours {
+    server: Server,
+    domain: String,
+}
+
+async fn start() -> (Ours, String, Remote) {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let domain = format!(
+        "inbox-{}-{}.test",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let (server, db) = api_on_fresh_database(&[
+        ("FEDI_FEDERATION_ALLOW_LOOPBACK", "true"),
+        ("FEDI_DOMAIN", &domain),
+    ])
+    .await;
     create_user(&db, "alice", "pw-alice-123456").await;
-    (server, db, Remote::start().await)
+    (Ours { server, domain }, db, Remote::start().await)
 }
 
 #[track_caller]
@@ -278,7 +296,7 @@ async fn forged_tampered_stale_and_impersonating_deliveries_are_refused() {
     let (id, body) = follow(&remote, &bob_id);
     ids.push(id);
     refused(
-        deliver_raw(&server, "/inbox", "test.example", None, &body, &body, now).await,
+        deliver_raw(&server, "/inbox", &server.domain, None, &body, &body, now).await,
         "Request not signed",
     );
 
@@ -298,7 +316,7 @@ async fn forged_tampered_stale_and_impersonating_deliveries_are_refused() {
         deliver_raw(
             &server,
             "/inbox",
-            "test.example",
+            &server.domain,
             Some(&bob),
             &body,
             &other,
@@ -315,7 +333,7 @@ async fn forged_tampered_stale_and_impersonating_deliveries_are_refused() {
             deliver_raw(
                 &server,
                 "/inbox",
-                "test.example",
+                &server.domain,
                 Some(&bob),
                 &body,
                 &body,
@@ -439,4 +457,95 @@ async fn a_rotated_key_is_fetched_again_once() {
         deliver(&server, "/inbox", &old_signer, &body).await,
         "Verification failed",
     );
+}
+
+#[tokio::test]
+async fn rfc9421_signed_deliveries_are_accepted_and_checked() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let (server, _db, remote) = start().await;
+    let bob_id = remote.url("/users/bob");
+    let bob = remote.actor("/users/bob", &bob_id, AP);
+
+    // Mastodon 4.5's form: `@method @target-uri content-digest` with `created`.
+    let send = |signed_body: Vec<u8>, sent_body: Vec<u8>| {
+        let digest = format!(
+            "sha-256=:{}:",
+            STANDARD.encode(sha2::Sha256::digest(&signed_body))
+        );
+        let created = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let params = format!(
+            "(\"@method\" \"@target-uri\" \"content-digest\");created={created};keyid=\"{}\"",
+            bob.key_id
+        );
+        let base = format!(
+            "\"@method\": POST\n\"@target-uri\": https://{}/inbox\n\
+             \"content-digest\": {digest}\n\"@signature-params\": {params}",
+            server.domain
+        );
+        let signature = STANDARD.encode(bob.sign(base.as_bytes()));
+        reqwest::Client::new()
+            .post(format!("{}/inbox", server.server.base_url))
+            .header("host", &server.domain)
+            .header("content-type", AP)
+            .header("content-digest", digest)
+            .header("signature-input", format!("sig1={params}"))
+            .header("signature", format!("sig1=:{signature}:"))
+            .body(sent_body)
+            .send()
+    };
+    let (id, body) = follow(&remote, &bob_id);
+    Reply::read(send(body.clone(), body).await.unwrap())
+        .await
+        .expect(202);
+    assert_eq!(queued(&id).await.len(), 1);
+
+    let (id, body) = follow(&remote, &bob_id);
+    let (_, other) = follow(&remote, &bob_id);
+    refused(
+        Reply::read(send(body, other).await.unwrap()).await,
+        "Body does not match the signed digest",
+    );
+    assert!(queued(&id).await.is_empty());
+}
+
+#[tokio::test]
+async fn oversized_documents_and_bodies_are_refused() {
+    let (server, _db, remote) = start().await;
+    // An actor document over the 1 MiB limit.
+    let huge_id = remote.url("/users/huge");
+    let pair = keys::generate().unwrap();
+    let key_id = format!("{huge_id}#main-key");
+    remote.put(
+        "/users/huge",
+        Doc {
+            status: 200,
+            content_type: AP,
+            location: None,
+            body: json!({
+                "id": huge_id,
+                "type": "Person",
+                "summary": "x".repeat(2 * 1024 * 1024),
+                "publicKey": {"id": key_id, "owner": huge_id, "publicKeyPem": pair.public_pem},
+            })
+            .to_string(),
+        },
+    );
+    let huge = Signer::new(key_id, &pair.private_pem).unwrap();
+    let (_, body) = follow(&remote, &huge_id);
+    refused(
+        deliver(&server, "/inbox", &huge, &body).await,
+        "larger than",
+    );
+
+    // An activity over the inbox's limit is refused before anything else.
+    let bob_id = remote.url("/users/bob");
+    let bob = remote.actor("/users/bob", &bob_id, AP);
+    let big = json!({"id": "x", "actor": bob_id, "content": "y".repeat(1536 * 1024)})
+        .to_string()
+        .into_bytes();
+    deliver(&server, "/inbox", &bob, &big).await.expect(413);
 }
