@@ -132,6 +132,27 @@ async fn a_mail_is_sent_once_across_a_failed_attempt_and_a_repeated_job() {
             .await
             .unwrap();
     assert!(failed);
+
+    // The sweep queues rows whose job was lost (unsent after ten minutes), each once while
+    // its job may still be retrying; sent and failed rows stay out.
+    let lost = queue_mail(&db, &address("lost"), "lost").await;
+    sqlx::query("UPDATE outgoing_mail SET created_at = now() - interval '11 minutes'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    mail::sweep(&up).await.unwrap();
+    mail::sweep(&up).await.unwrap();
+    let client = redis::Client::open(service_env("FEDI_TEST_REDIS_URL")).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let queued: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg(format!("{{fedi:jobs:{domain}:mailers}}:stream"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert!(format!("{queued:?}").contains(&format!("{lost}")));
 }
 
 #[tokio::test]

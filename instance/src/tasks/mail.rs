@@ -174,6 +174,10 @@ fn transport(smtp: &SmtpConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, Jo
     Ok(builder.build())
 }
 
+/// A row the sweep queued is not queued again for this long: its job may be retrying with
+/// back-off (SMTP down), and one job per row is enough.
+const SWEPT_FOR: Duration = Duration::from_secs(6 * 3600);
+
 /// Queues a delivery for every row left unsent for a while.
 pub async fn sweep(state: &AppState) -> Result<(), JobError> {
     let ids: Vec<i64> = sqlx::query_scalar(
@@ -184,6 +188,10 @@ pub async fn sweep(state: &AppState) -> Result<(), JobError> {
     .fetch_all(state.db.primary())
     .await?;
     for id in ids {
+        let marker = format!("fedi:mail:{}:swept:{id}", state.config.domain);
+        if !state.redis.set_ex(&marker, "1", SWEPT_FOR, true).await? {
+            continue;
+        }
         crate::jobs::enqueue(
             state,
             Queue::Mailers,

@@ -296,7 +296,12 @@ pub async fn fan_out(state: &AppState, job: &FanOut) -> anyhow::Result<()> {
         Event::update(&status)
     };
     let followers = recipients(state, id).await?;
-    let mut homes: Vec<i64> = vec![facts.account_id];
+    // The author's own feed, when they are local (a remote author has none).
+    let mut homes: Vec<i64> = if facts.local {
+        vec![facts.account_id]
+    } else {
+        Vec::new()
+    };
     homes.extend(followers.iter().filter(|r| r.home).map(|r| r.account_id));
     let entry = facts.entry(id);
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(homes)
