@@ -65,6 +65,12 @@ async fn websocket_and_sse_clients_receive_events_in_mastodons_shapes() {
     let home = channel::user(alice);
     until_subscribed(&mut ws, &state, &home, WAIT).await;
     until_subscribed(&mut sse, &state, &home, WAIT).await;
+    // Publishers may skip channels nobody listens to: the streamer marks this one.
+    let marked = channel::subscribed_key(&home);
+    eventually(WAIT, "the subscribed: key", || async {
+        state.redis.exists(&marked).await.unwrap().then_some(())
+    })
+    .await;
     publish(&state, &home, &update).await;
     let frame = ws.next(WAIT).await.unwrap();
     assert_eq!(frame["stream"], json!(["user"]));
@@ -713,4 +719,38 @@ async fn the_all_role_serves_the_streaming_api_on_the_apis_port() {
         .await
         .unwrap();
     until_subscribed(&mut ws, &state, &channel::user(alice), WAIT).await;
+}
+
+#[tokio::test]
+async fn a_stopping_streamer_closes_its_streams_and_exits() {
+    let db = migrated_database().await;
+    let (redis, env) = redis_env(false);
+    let mut streamer = start_streamer(&db, &redis, &env).await;
+    let state = app_state(&db, &redis, false);
+    let (alice, token) = user(&db, "alice", "read").await;
+    let home = channel::user(alice);
+    let mut ws = Ws::connect(&streamer.base_url, "stream=user", Auth::Header(&token))
+        .await
+        .unwrap();
+    let mut sse = Sse::connect(&streamer.base_url, "/api/v1/streaming/user", Some(&token))
+        .await
+        .unwrap();
+    until_subscribed(&mut ws, &state, &home, WAIT).await;
+    until_subscribed(&mut sse, &state, &home, WAIT).await;
+    // SIGTERM, as Kubernetes stops a pod: streams never end by themselves, so the server
+    // must close them to stop within the grace period (clients reconnect elsewhere).
+    let pid = streamer.child.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(ws.closed(WAIT).await, "the WebSocket stays open");
+    assert!(sse.ended(WAIT).await, "the event stream goes on");
+    let exited = eventually(WAIT, "the streamer to exit", || {
+        let status = streamer.child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert!(exited.success(), "{exited:?}");
 }

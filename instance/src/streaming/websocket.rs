@@ -19,6 +19,17 @@ use super::{Streamer, error, start_stream, stream_plan};
 
 /// Mastodon pings every 30 s and drops a client that did not answer the previous ping.
 const PING_EVERY: Duration = Duration::from_secs(30);
+/// A client that takes longer than this to accept one frame is gone or stalled: without a
+/// bound, a peer that stops reading would hold its connection (and its queue) forever.
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Sends one message within `SEND_TIMEOUT`; false when the client is gone.
+async fn send(tx: &mut futures::stream::SplitSink<WebSocket, Message>, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(message)).await,
+        Ok(Ok(()))
+    )
+}
 
 pub async fn handler(
     State(s): State<Streamer>,
@@ -99,7 +110,7 @@ async fn session(
     if let Some(req) = initial
         && let Err((status, message)) = start_stream(&s, &mut conn, &req).await
     {
-        let _ = tx.send(refusal(status, message)).await;
+        send(&mut tx, refusal(status, message)).await;
     }
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut answered = true;
@@ -107,12 +118,12 @@ async fn session(
         tokio::select! {
             frame = conn.inbox.recv() => {
                 let Some(frame) = frame else { break };
-                if tx.send(Message::Text(frame.websocket().into())).await.is_err() {
+                if !send(&mut tx, Message::Text(frame.websocket().into())).await {
                     break;
                 }
             }
             _ = conn.closer.notified() => {
-                let _ = tx.send(Message::Close(None)).await;
+                send(&mut tx, Message::Close(None)).await;
                 break;
             }
             message = rx.next() => match message {
@@ -127,7 +138,7 @@ async fn session(
                         _ => Ok(()),
                     };
                     if let Err((status, message)) = outcome
-                        && tx.send(refusal(status, message)).await.is_err()
+                        && !send(&mut tx, refusal(status, message)).await
                     {
                         break;
                     }
@@ -139,7 +150,7 @@ async fn session(
                         code: close_code::UNSUPPORTED,
                         reason: "The mastodon streaming server does not support binary messages".into(),
                     };
-                    let _ = tx.send(Message::Close(Some(close))).await;
+                    send(&mut tx, Message::Close(Some(close))).await;
                     break;
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -149,7 +160,7 @@ async fn session(
                     break;
                 }
                 answered = false;
-                if tx.send(Message::Ping(Default::default())).await.is_err() {
+                if !send(&mut tx, Message::Ping(Default::default())).await {
                     break;
                 }
             }
