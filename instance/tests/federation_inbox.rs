@@ -549,3 +549,45 @@ async fn oversized_documents_and_bodies_are_refused() {
         .into_bytes();
     deliver(&server, "/inbox", &bob, &big).await.expect(413);
 }
+
+#[tokio::test]
+async fn a_peer_trickling_its_key_document_is_cut_at_the_total_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _db, remote) = start().await;
+    // A raw peer: headers at once, then a byte a second, each well within the read
+    // timeout, the whole far beyond the total one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/activity+json\r\n\
+                            content-length: 100000\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if socket.write_all(b" ").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let slow = Signer::new(
+        format!("{slow_base}/users/slow#main-key"),
+        &keys::generate().unwrap().private_pem,
+    )
+    .unwrap();
+    let (_, body) = follow(&remote, &format!("{slow_base}/users/slow"));
+    let started = std::time::Instant::now();
+    refused(deliver(&server, "/inbox", &slow, &body).await, "timed out");
+    let elapsed = started.elapsed();
+    assert!(
+        (Duration::from_secs(29)..Duration::from_secs(45)).contains(&elapsed),
+        "cut after {elapsed:?}"
+    );
+}
