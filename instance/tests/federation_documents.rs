@@ -479,6 +479,17 @@ async fn notes_are_addressed_by_visibility_and_private_ones_are_never_served() {
         "https://test.example/users/alice"
     );
     assert_eq!(api.ap("/users/alice/following").await["totalItems"], 0);
+    // A hidden social graph shows its size only, on every page.
+    api.sql(&format!(
+        "UPDATE accounts SET hide_collections = true \
+         WHERE id = (SELECT account_id FROM users WHERE id = {alice})"
+    ))
+    .await;
+    for path in ["/users/alice/followers", "/users/alice/followers?page=1"] {
+        let hidden = api.ap(path).await;
+        assert_eq!(hidden["totalItems"], 1, "{path}");
+        assert!(hidden.get("orderedItems").is_none() && hidden.get("first").is_none());
+    }
     assert_eq!(
         api.ap("/users/alice/collections/featured").await["type"],
         "OrderedCollection"

@@ -49,6 +49,8 @@ pub struct LocalAccount {
     pub locked: bool,
     pub bot: bool,
     pub discoverable: bool,
+    /// Followers and following are shown as counts only.
+    pub hide_collections: bool,
     pub avatar_key: Option<String>,
     pub header_key: Option<String>,
     pub fields: Json<Vec<StoredField>>,
@@ -61,7 +63,8 @@ pub async fn find_local(
     username: &str,
 ) -> Result<Option<LocalAccount>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, username, display_name, note, locked, bot, discoverable, avatar_key, \
+        "SELECT id, username, display_name, note, locked, bot, discoverable, hide_collections, \
+                avatar_key, \
                 header_key, fields, created_at \
          FROM accounts \
          WHERE lower(username) = lower($1) AND domain IS NULL AND suspended_at IS NULL",

@@ -108,6 +108,15 @@ pub async fn accounts(
         .bind(account.id)
         .fetch_one(state.db.reader())
         .await?;
+    // A hidden social graph: its size only, whatever page is asked for (Mastodon).
+    if account.hide_collections {
+        return Ok(json!({
+            "@context": AS,
+            "id": base,
+            "type": "OrderedCollection",
+            "totalItems": total,
+        }));
+    }
     let Some(page) = query
         .page
         .as_deref()
