@@ -4,6 +4,7 @@
 
 pub mod mail;
 pub mod maintenance;
+pub mod polls;
 pub mod timeline;
 
 /// Registers every task kind (and the periodic ones) with the worker.
@@ -11,4 +12,5 @@ pub fn register(registry: &mut crate::jobs::Registry) {
     timeline::register(registry);
     mail::register(registry);
     maintenance::register(registry);
+    polls::register(registry);
 }

@@ -469,6 +469,7 @@ pub async fn create(
     }
     let id = result?;
     crate::tasks::timeline::enqueue_fan_out(&state, id).await;
+    crate::tasks::polls::schedule(&state, id).await;
     notify(&state, Cause::Posted { status: id }).await;
     Ok(Json(status_json(&state, id, Some(me)).await?))
 }
@@ -672,6 +673,7 @@ pub async fn edit(
     snapshot(&mut tx, id, me, false).await?;
     tx.commit().await?;
     crate::tasks::timeline::enqueue_update(&state, id).await;
+    crate::tasks::polls::schedule(&state, id).await;
     notify(&state, Cause::Edited { status: id }).await;
     Ok(Json(status_json(&state, id, Some(me)).await?))
 }
