@@ -66,38 +66,36 @@ enum Kind {
     System,
 }
 
-/// A message on its way to one client.
+/// A message on its way to one client, rendered once per message and stream name for all
+/// the clients that receive it.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// The `stream` array, JSON.
-    pub stream: Arc<str>,
-    pub event: Arc<str>,
-    /// The payload as the client receives it: a JSON document as a string, a bare id, or
-    /// nothing.
-    pub payload: Arc<str>,
-    /// `payload` encoded once as a JSON string, for every WebSocket client.
-    pub payload_json: Arc<str>,
+    /// `{"stream":[...],"event":"...","payload":"..."}`; without `payload` when there is
+    /// none (`filters_changed`), as Mastodon's `JSON.stringify` leaves it out.
+    pub websocket: Arc<str>,
+    /// `event: NAME\ndata: PAYLOAD\n\n`.
+    pub sse: Arc<str>,
 }
 
 impl Frame {
-    /// `{"stream":[...],"event":"...","payload":"..."}`; without `payload` when there is
-    /// none (`filters_changed`), as Mastodon's `JSON.stringify` leaves it out.
-    pub fn websocket(&self) -> String {
-        let event = serde_json::to_string(&*self.event).expect("a string serializes");
-        if self.payload.is_empty() {
-            format!(r#"{{"stream":{},"event":{event}}}"#, self.stream)
+    /// The frames of one message for the stream named `stream` (JSON), sharing `sse`.
+    fn render(stream: &str, event: &str, payload: &str, sse: Arc<str>) -> Frame {
+        let event = serde_json::to_string(event).expect("a string serializes");
+        let websocket = if payload.is_empty() {
+            format!(r#"{{"stream":{stream},"event":{event}}}"#)
         } else {
-            format!(
-                r#"{{"stream":{},"event":{event},"payload":{}}}"#,
-                self.stream, self.payload_json
-            )
+            let payload = serde_json::to_string(payload).expect("a string serializes");
+            format!(r#"{{"stream":{stream},"event":{event},"payload":{payload}}}"#)
+        };
+        Frame {
+            websocket: websocket.into(),
+            sse,
         }
     }
 
-    /// `event: NAME\ndata: PAYLOAD\n\n`.
-    pub fn sse(&self) -> String {
-        let mut out = format!("event: {}\n", self.event);
-        for line in self.payload.split('\n') {
+    fn sse(event: &str, payload: &str) -> String {
+        let mut out = format!("event: {event}\n");
+        for line in payload.split('\n') {
             out.push_str("data: ");
             out.push_str(line);
             out.push('\n');
@@ -315,11 +313,9 @@ impl Hub {
                 }
             }
         };
-        let payload_json: Arc<str> = serde_json::to_string(&event.payload)
-            .expect("a string serializes")
-            .into();
-        let name: Arc<str> = event.event.as_str().into();
-        let payload: Arc<str> = event.payload.into();
+        let sse: Arc<str> = Frame::sse(&event.event, &event.payload).into();
+        // Clients of one channel mostly share a stream name: one rendering each.
+        let mut rendered: HashMap<Arc<str>, Frame> = HashMap::new();
         for s in streams {
             let Kind::Stream {
                 name: stream,
@@ -343,12 +339,10 @@ impl Hub {
                     continue;
                 }
             }
-            let frame = Frame {
-                stream: stream.clone(),
-                event: name.clone(),
-                payload: payload.clone(),
-                payload_json: payload_json.clone(),
-            };
+            let frame = rendered
+                .entry(stream.clone())
+                .or_insert_with(|| Frame::render(stream, &event.event, &event.payload, sse.clone()))
+                .clone();
             actions.push(Action::Send(s, frame));
         }
         actions
@@ -526,26 +520,29 @@ mod tests {
     use super::*;
 
     fn frame(event: &str, payload: &str) -> Frame {
-        Frame {
-            stream: r#"["hashtag","Rust"]"#.into(),
-            event: event.into(),
-            payload: payload.into(),
-            payload_json: serde_json::to_string(payload).unwrap().into(),
-        }
+        Frame::render(
+            r#"["hashtag","Rust"]"#,
+            event,
+            payload,
+            Frame::sse(event, payload).into(),
+        )
     }
 
     #[test]
     fn frames_are_mastodons() {
         let f = frame("update", r#"{"id":"1","content":"<p>a\nb</p>"}"#);
-        let ws: serde_json::Value = serde_json::from_str(&f.websocket()).unwrap();
+        let ws: serde_json::Value = serde_json::from_str(&f.websocket).unwrap();
         assert_eq!(ws["stream"], serde_json::json!(["hashtag", "Rust"]));
         assert_eq!(ws["event"], "update");
         // The payload stays a string holding JSON.
-        assert_eq!(ws["payload"].as_str().unwrap(), &*f.payload);
-        assert_eq!(frame("delete", "42").sse(), "event: delete\ndata: 42\n\n");
+        assert_eq!(
+            ws["payload"].as_str().unwrap(),
+            r#"{"id":"1","content":"<p>a\nb</p>"}"#
+        );
+        assert_eq!(&*frame("delete", "42").sse, "event: delete\ndata: 42\n\n");
         let changed = frame("filters_changed", "");
-        let ws: serde_json::Value = serde_json::from_str(&changed.websocket()).unwrap();
+        let ws: serde_json::Value = serde_json::from_str(&changed.websocket).unwrap();
         assert!(ws.get("payload").is_none(), "{ws}");
-        assert_eq!(changed.sse(), "event: filters_changed\ndata: \n\n");
+        assert_eq!(&*changed.sse, "event: filters_changed\ndata: \n\n");
     }
 }

@@ -118,7 +118,7 @@ async fn session(
         tokio::select! {
             frame = conn.inbox.recv() => {
                 let Some(frame) = frame else { break };
-                if !send(&mut tx, Message::Text(frame.websocket().into())).await {
+                if !send(&mut tx, Message::Text(frame.websocket.to_string().into())).await {
                     break;
                 }
             }
