@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop the services started by scripts/services/up.sh.
 #
-# Usage: scripts/services/down.sh [--purge] [postgres|redis|s3|smtp]...   (default: all)
+# Usage: scripts/services/down.sh [--purge] [postgres|redis|s3|smtp|opensearch]...   (default: all)
 #
 #   --purge   also delete their state (data, logs, mail).  With no service named,
 #             deletes all of <repo>/.local/services and <repo>/.local/services.env.
@@ -72,6 +72,9 @@ pg_stop() {
 if selected smtp; then
     stop_pidfile smtp-sink "$RUN_DIR/smtp-sink.pid" smtp_sink.py 10 &
 fi
+if selected opensearch; then
+    stop_pidfile opensearch "$RUN_DIR/opensearch.pid" FediSearchNode 30 &
+fi
 if selected s3; then
     stop_pidfile seaweedfs "$RUN_DIR/seaweedfs.pid" "weed server" 45 &
 fi
@@ -85,6 +88,7 @@ wait
 if [[ $PURGE == 1 && $ALL == 0 ]]; then
     if selected smtp; then rm -rf "$SMTP_DIR" "$LOG_DIR/smtp-sink.log"; fi
     if selected s3; then rm -rf "$S3_DIR" "$LOG_DIR/seaweedfs.log"; fi
+    if selected opensearch; then rm -rf "$OPENSEARCH_DIR" "$LOG_DIR/opensearch.log"; fi
     if selected redis; then rm -rf "$REDIS_DIR" "$LOG_DIR"/redis-*.log; fi
 fi
 if selected postgres; then
@@ -107,7 +111,7 @@ if [[ $PURGE == 1 && $ALL == 1 ]]; then
 fi
 
 # Keep the env file truthful: only services that are still running stay in it.
-if alive_pg_primary || alive_pg_standby || alive_redis || alive_redis_cluster || alive_s3 || alive_smtp; then
+if alive_pg_primary || alive_pg_standby || alive_redis || alive_redis_cluster || alive_s3 || alive_smtp || alive_opensearch; then
     write_env_file
 else
     rm -f "$ENV_FILE"

@@ -18,7 +18,7 @@ CACHE_DIR="${FEDI_CACHE_DIR:-$HOME/.cache/fedi-operator}"
 # Seconds to wait for one service to become ready.
 TIMEOUT="${FEDI_SERVICES_TIMEOUT:-90}"
 
-ALL_SERVICES=(postgres redis s3 smtp)
+ALL_SERVICES=(postgres redis s3 smtp opensearch)
 
 # ---- ports (all on 127.0.0.1; deliberately not the services' default ports) ----
 BIND_IP=127.0.0.1
@@ -32,6 +32,9 @@ SWFS_MASTER_PORT=19333
 SWFS_VOLUME_PORT=18080
 SWFS_FILER_PORT=18888
 SMTP_PORT=12525
+# OpenSearch REST API; its node-to-node transport port is unused (one node) but bound.
+OPENSEARCH_PORT=19200
+OPENSEARCH_TRANSPORT_PORT=19300
 
 # ---- credentials (test-only) ----
 PG_USER=fedi
@@ -52,6 +55,7 @@ S3_DIR="$STATE_DIR/seaweedfs"
 SMTP_DIR="$STATE_DIR/smtp"
 SMTP_MAILDIR="$SMTP_DIR/mail"
 SMTP_VENV="$CACHE_DIR/venv-smtp"
+OPENSEARCH_DIR="$STATE_DIR/opensearch"
 
 # ---------------------------------------------------------------- messages
 if [[ -t 1 ]]; then _B=$'\e[1m'; _R=$'\e[31m'; _Y=$'\e[33m'; _N=$'\e[0m'; else _B=; _R=; _Y=; _N=; fi
@@ -255,6 +259,7 @@ alive_redis_cluster() {
 }
 alive_s3() { pid_alive "$RUN_DIR/seaweedfs.pid" "weed server"; }
 alive_smtp() { pid_alive "$RUN_DIR/smtp-sink.pid" smtp_sink.py; }
+alive_opensearch() { pid_alive "$RUN_DIR/opensearch.pid" FediSearchNode; }
 
 # write_env_file: the contract with the tests.  Lists only services that are
 # running, so a test can skip when its variable is unset.  Written atomically.
@@ -288,6 +293,9 @@ write_env_file() {
             # %q: the path is used verbatim even if the checkout path has spaces.
             printf 'export FEDI_TEST_SMTP_MAILDIR=%q\n' "$SMTP_MAILDIR"
         fi
+        if alive_opensearch; then
+            echo "export FEDI_TEST_SEARCH_URL=http://$BIND_IP:$OPENSEARCH_PORT"
+        fi
     } >"$tmp"
     mv -f "$tmp" "$ENV_FILE"
 }
@@ -305,6 +313,7 @@ print_summary() {
     _row redis-cluster "$BIND_IP:${REDIS_CLUSTER_PORTS[0]}-${REDIS_CLUSTER_PORTS[-1]}" "$(_up_or_down alive_redis_cluster)" "$LOG_DIR/redis-<port>.log"
     _row s3-seaweedfs "http://$BIND_IP:$S3_PORT" "$(_up_or_down alive_s3)" "$LOG_DIR/seaweedfs.log"
     _row smtp-sink "$BIND_IP:$SMTP_PORT" "$(_up_or_down alive_smtp)" "$LOG_DIR/smtp-sink.log"
+    _row opensearch "http://$BIND_IP:$OPENSEARCH_PORT" "$(_up_or_down alive_opensearch)" "$LOG_DIR/opensearch.log"
     printf '%-17s %s\n' "mail dir" "$SMTP_MAILDIR"
     printf '%-17s %s\n' "env file" "$ENV_FILE"
 }
@@ -317,6 +326,7 @@ service_of() {
         redis) echo redis ;;
         s3 | seaweedfs) echo s3 ;;
         smtp) echo smtp ;;
+        opensearch | search) echo opensearch ;;
     esac
 }
 

@@ -5,8 +5,9 @@
 #   redis     standalone :16379 + 6-node cluster :17001-17006 (3 masters, 3 replicas)
 #   s3        SeaweedFS S3 API :18333
 #   smtp      aiosmtpd sink :12525, each mail saved as an .eml file
+#   opensearch  single OpenSearch node :19200, assembled from Maven Central jars
 #
-# Usage: scripts/services/up.sh [postgres|redis|s3|smtp]...     (default: all)
+# Usage: scripts/services/up.sh [postgres|redis|s3|smtp|opensearch]...     (default: all)
 #
 # Idempotent: services already running (per their pid files) are left alone, data
 # directories are reused.  State lives in <repo>/.local/services/; the connection
@@ -95,6 +96,11 @@ if selected s3; then
     if [[ ! -x "$CACHE_DIR/seaweedfs/$SEAWEEDFS_VERSION/weed" ]]; then
         need_cmd go "SeaweedFS is built from source: install Go >= 1.26.6 (https://go.dev/dl), or set GOTOOLCHAIN to a newer go"
     fi
+fi
+
+if selected opensearch; then
+    need_cmd curl "apt-get install curl (used to check the OpenSearch node)"
+    need_cmd java "the OpenSearch test node needs Java >= 17: apt-get install openjdk-17-jdk-headless"
 fi
 
 if selected smtp; then
@@ -504,6 +510,37 @@ up_smtp() {
             --host "$BIND_IP" --port "$SMTP_PORT" --maildir "$SMTP_MAILDIR"
     fi
     wait_until "smtp sink" "$SMTP_LOG" smtp_banner_ok
+}
+
+# ---------------------------------------------------------------- opensearch
+OPENSEARCH_PIDFILE="$RUN_DIR/opensearch.pid"
+OPENSEARCH_LOG="$LOG_DIR/opensearch.log"
+
+opensearch_ready() {
+    curl -sf --max-time 5 -o /dev/null "http://$BIND_IP:$OPENSEARCH_PORT/_cluster/health?wait_for_status=yellow&timeout=1s"
+}
+
+up_opensearch() {
+    local dist
+    if [[ ! -d "$CACHE_DIR/opensearch-$OPENSEARCH_VERSION/classes" ]]; then
+        info "opensearch: assembling OpenSearch $OPENSEARCH_VERSION from Maven Central (one-off; ~30s; log: $LOG_DIR/build-opensearch.log)"
+    fi
+    dist="$("$SERVICES_DIR/opensearch/build_opensearch.sh" 2>>"$LOG_DIR/build-opensearch.log")" ||
+        die_log "$LOG_DIR/build-opensearch.log" "assembling OpenSearch failed"
+    mkdir -p "$OPENSEARCH_DIR"
+    if pid_alive "$OPENSEARCH_PIDFILE" FediSearchNode; then
+        info "opensearch: already running"
+    else
+        ensure_port_free opensearch "$OPENSEARCH_PORT"
+        ensure_port_free "opensearch transport" "$OPENSEARCH_TRANSPORT_PORT"
+        info "opensearch: starting on $BIND_IP:$OPENSEARCH_PORT"
+        # -Xmx512m: enough for test indices, and 2 cores/limited RAM are shared.
+        (cd "$OPENSEARCH_DIR" && start_daemon opensearch "$OPENSEARCH_PIDFILE" "$OPENSEARCH_LOG" \
+            java -Xms256m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true \
+            -cp "$dist/lib/*:$dist/classes" FediSearchNode "$OPENSEARCH_DIR" "$OPENSEARCH_PORT" "$OPENSEARCH_TRANSPORT_PORT")
+    fi
+    wait_until opensearch "$OPENSEARCH_LOG" opensearch_ready
+    pid_alive "$OPENSEARCH_PIDFILE" FediSearchNode || die_log "$OPENSEARCH_LOG" "opensearch exited"
 }
 
 # ---------------------------------------------------------------------- main

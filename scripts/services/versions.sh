@@ -10,3 +10,7 @@ SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 
 # aiosmtpd (Apache-2.0) for the SMTP sink, installed into a venv with pip.
 AIOSMTPD_VERSION="1.4.6"
+
+# OpenSearch (Apache-2.0) for the search tests, assembled from its Maven Central jars
+# (scripts/services/opensearch/pom.xml pins the same version; 2.19.x runs on Java 17).
+OPENSEARCH_VERSION="2.19.6"
