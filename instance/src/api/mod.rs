@@ -1,6 +1,7 @@
 //! The `api` role: the HTTP router and its server.
 
 mod accounts;
+pub(crate) mod conversations;
 pub mod entities;
 mod error;
 pub(crate) mod health;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(statuses::routes())
         .merge(media::routes())
         .merge(timelines::routes())
+        .merge(conversations::routes())
         .merge(lists::routes())
         .merge(search::routes())
         .merge(notifications::routes())

@@ -331,6 +331,11 @@ pub async fn fan_out(state: &AppState, job: &FanOut) -> anyhow::Result<()> {
     for c in facts.public_channels() {
         publish(state, &c, &event).await;
     }
+    // Mastodon's `deliver_to_conversation!`: direct statuses also go to the conversations of
+    // their local participants, once (an edit changes none).
+    if facts.visibility == "direct" && facts.reblog_of_id.is_none() && !job.update {
+        crate::api::conversations::record(state, id).await?;
+    }
     Ok(())
 }
 
