@@ -25,6 +25,7 @@ pub async fn start_streamer(db: &str, redis: &str, env: &[(&str, &str)]) -> Serv
         .arg("streamer")
         .env("FEDI_LISTEN", format!("127.0.0.1:{port}"))
         .envs(env.iter().copied())
+        // FEDI_TEST_LOGS=1 shows the streamer's log, for debugging a test.
         .stdout(if std::env::var_os("FEDI_TEST_LOGS").is_some() {
             Stdio::inherit()
         } else {
