@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fedi_config::ServerConfig;
 use fedi_server::{admin, api, jobs, migrate, streaming, telemetry};
-use tracing::{error, warn};
+use tracing::error;
 
 /// A Mastodon-compatible fediverse server.
 #[derive(Parser, Debug)]
@@ -29,23 +29,12 @@ enum Role {
     /// Administration tasks (accounts, jobs, domains).
     #[command(subcommand)]
     Admin(admin::Command),
-    /// Every implemented role in one process, for development.
+    /// Every role in one process, for development.
     All,
 }
 
-/// Exit code of a role that exists in the CLI but is not implemented yet, so that scripts
-/// and Kubernetes can tell it apart from a crash.
-const EXIT_NOT_IMPLEMENTED: u8 = 3;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(issue) = not_implemented(&cli.role) {
-        eprintln!(
-            "fedi-server {}: not implemented yet ({issue}); nothing was started",
-            format!("{:?}", cli.role).to_lowercase()
-        );
-        return ExitCode::from(EXIT_NOT_IMPLEMENTED);
-    }
     let config = match ServerConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -75,18 +64,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Which issue delivers a role that does not exist yet.
-fn not_implemented(role: &Role) -> Option<&'static str> {
-    match role {
-        Role::Api
-        | Role::Streamer
-        | Role::Worker
-        | Role::Migrate(_)
-        | Role::Admin(_)
-        | Role::All => None,
-    }
-}
-
 async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
     match role {
         Role::Migrate(args) => migrate::run(&config, &args).await,
@@ -94,17 +71,6 @@ async fn run(role: Role, config: ServerConfig) -> anyhow::Result<()> {
         Role::Streamer => streaming::serve(config).await,
         Role::Worker => jobs::run(&config, Some(config.listen)).await,
         Role::All => {
-            let missing: Vec<_> = [Role::Streamer, Role::Worker]
-                .into_iter()
-                .filter(|r| not_implemented(r).is_some())
-                .map(|r| format!("{r:?}").to_lowercase())
-                .collect();
-            if !missing.is_empty() {
-                warn!(
-                    roles = missing.join(", "),
-                    "roles not implemented yet are not running"
-                );
-            }
             let both = migrate::Args {
                 pre: false,
                 post: false,
