@@ -6,6 +6,7 @@ pub mod fetch;
 mod inbox;
 mod ingress;
 pub mod keys;
+pub mod remote;
 pub mod remote_keys;
 mod routes;
 pub mod signatures;

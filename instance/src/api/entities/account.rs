@@ -17,6 +17,7 @@ macro_rules! account_columns {
     () => {
         "a.id, a.username, a.domain, a.display_name, a.note, a.locked, a.bot, a.discoverable, \
          a.avatar_key, a.header_key, a.fields, a.created_at, \
+         a.uri, a.url, a.actor_type, a.avatar_remote_url, a.header_remote_url, \
          (SELECT count(*) FROM follows f WHERE f.target_account_id = a.id) AS followers_count, \
          (SELECT count(*) FROM follows f WHERE f.account_id = a.id) AS following_count, \
          (SELECT count(*) FROM statuses s WHERE s.account_id = a.id) AS statuses_count, \
@@ -47,6 +48,13 @@ pub struct AccountRow {
     pub header_key: Option<String>,
     pub fields: Json<Vec<StoredField>>,
     pub created_at: DateTime<Utc>,
+    /// Remote accounts: the actor id, profile page, actor type and media as published
+    /// (notes and field values are then sanitized HTML, stored as received).
+    pub uri: Option<String>,
+    pub url: Option<String>,
+    pub actor_type: Option<String>,
+    pub avatar_remote_url: Option<String>,
+    pub header_remote_url: Option<String>,
     pub followers_count: i64,
     pub following_count: i64,
     pub statuses_count: i64,
@@ -108,8 +116,15 @@ pub fn account_json(row: &AccountRow, state: &AppState) -> Account {
     // Remote profiles keep their own URLs once federation stores them; until then the
     // Mastodon layout of their host is the best guess.
     let host = row.domain.as_deref().unwrap_or(&state.config.domain);
-    let avatar = media(&row.avatar_key, MISSING_AVATAR_PATH);
-    let header = media(&row.header_key, MISSING_HEADER_PATH);
+    let avatar = row
+        .avatar_remote_url
+        .clone()
+        .unwrap_or_else(|| media(&row.avatar_key, MISSING_AVATAR_PATH));
+    let header = row
+        .header_remote_url
+        .clone()
+        .unwrap_or_else(|| media(&row.header_key, MISSING_HEADER_PATH));
+    let remote = row.domain.is_some() && row.uri.is_some();
     Account {
         id: row.id.to_string(),
         username: row.username.clone(),
@@ -122,13 +137,25 @@ pub fn account_json(row: &AccountRow, state: &AppState) -> Account {
         bot: row.bot,
         discoverable: row.discoverable,
         indexable: false,
-        group: false,
+        group: row.actor_type.as_deref() == Some("Group"),
         hide_collections: false,
         noindex: false,
         created_at: midnight(row.created_at),
-        note: html::paragraphs(&row.note),
-        url: format!("https://{host}/@{}", row.username),
-        uri: format!("https://{host}/users/{}", row.username),
+        note: if remote {
+            row.note.clone()
+        } else {
+            html::paragraphs(&row.note)
+        },
+        url: row
+            .url
+            .clone()
+            .or_else(|| row.uri.clone().filter(|_| remote))
+            .unwrap_or_else(|| format!("https://{host}/@{}", row.username)),
+        uri: row
+            .uri
+            .clone()
+            .filter(|_| remote)
+            .unwrap_or_else(|| format!("https://{host}/users/{}", row.username)),
         // No still frame of animated images yet (the media issue makes one).
         avatar_static: avatar.clone(),
         avatar,
@@ -146,7 +173,11 @@ pub fn account_json(row: &AccountRow, state: &AppState) -> Account {
             .iter()
             .map(|f| Field {
                 name: f.name.clone(),
-                value: html::field_value(&f.value),
+                value: if remote {
+                    f.value.clone()
+                } else {
+                    html::field_value(&f.value)
+                },
                 verified_at: None,
             })
             .collect(),
