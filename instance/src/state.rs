@@ -42,6 +42,31 @@ impl AppState {
     }
 }
 
+/// The connection settings of every `FEDI_REDIS_URL`, with `FEDI_REDIS_PASSWORD` applied
+/// (kept apart from the URLs so that it can come from its own Secret key).
+pub fn connection_infos(config: &ServerConfig) -> anyhow::Result<Vec<redis::ConnectionInfo>> {
+    config
+        .redis
+        .urls
+        .iter()
+        .map(|u| {
+            let info = u.expose().into_connection_info().map_err(invalid_url)?;
+            Ok(match &config.redis.password {
+                Some(p) => {
+                    let settings = info.redis_settings().clone().set_password(p.expose());
+                    info.set_redis_settings(settings)
+                }
+                None => info,
+            })
+        })
+        .collect()
+}
+
+/// A refused Redis URL, named by its setting and never quoted: it may hold a password.
+pub fn invalid_url(e: redis::RedisError) -> anyhow::Error {
+    anyhow::anyhow!("FEDI_REDIS_URL is not a valid Redis URL: {:?}", e.kind())
+}
+
 /// Redis in either deployment mode; callers do not care which.
 // One per process, behind an Arc: the size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -58,24 +83,7 @@ pub enum Redis {
 
 impl Redis {
     fn new(config: &ServerConfig) -> anyhow::Result<Self> {
-        let invalid = |e: redis::RedisError| {
-            anyhow::anyhow!("FEDI_REDIS_URL is not a valid Redis URL: {:?}", e.kind())
-        };
-        let urls = config
-            .redis
-            .urls
-            .iter()
-            .map(|u| {
-                let info = u.expose().into_connection_info().map_err(invalid)?;
-                Ok(match &config.redis.password {
-                    Some(p) => {
-                        let settings = info.redis_settings().clone().set_password(p.expose());
-                        info.set_redis_settings(settings)
-                    }
-                    None => info,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let urls = connection_infos(config)?;
         Ok(match config.redis.mode {
             RedisMode::Standalone => {
                 let [url] = <[_; 1]>::try_from(urls).map_err(|urls| {
@@ -85,12 +93,12 @@ impl Redis {
                     )
                 })?;
                 Self::Standalone {
-                    client: redis::Client::open(url).map_err(invalid)?,
+                    client: redis::Client::open(url).map_err(invalid_url)?,
                     conn: OnceCell::new(),
                 }
             }
             RedisMode::Cluster => Self::Cluster {
-                client: ClusterClient::new(urls).map_err(invalid)?,
+                client: ClusterClient::new(urls).map_err(invalid_url)?,
                 conn: OnceCell::new(),
             },
         })

@@ -24,7 +24,7 @@ use fedi_config::{RedisMode, ServerConfig};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use redis::{ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{info, warn};
 
@@ -99,25 +99,18 @@ enum Connection {
 
 impl Connection {
     fn new(config: &ServerConfig, push: mpsc::UnboundedSender<PushInfo>) -> anyhow::Result<Self> {
-        let invalid = |e: redis::RedisError| {
-            anyhow::anyhow!("FEDI_REDIS_URL is not a valid Redis URL: {:?}", e.kind())
-        };
-        let infos = config
-            .redis
-            .urls
-            .iter()
-            .map(|u| {
-                let info = u.expose().into_connection_info().map_err(invalid)?;
-                let mut settings = info
+        let invalid = crate::state::invalid_url;
+        // RESP3: pushed messages arrive on the same connection as command replies.
+        let infos: Vec<_> = crate::state::connection_infos(config)?
+            .into_iter()
+            .map(|info| {
+                let settings = info
                     .redis_settings()
                     .clone()
                     .set_protocol(ProtocolVersion::RESP3);
-                if let Some(p) = &config.redis.password {
-                    settings = settings.set_password(p.expose());
-                }
-                Ok(info.set_redis_settings(settings))
+                info.set_redis_settings(settings)
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect();
         Ok(match config.redis.mode {
             RedisMode::Standalone => {
                 let info = infos
