@@ -522,7 +522,7 @@ opensearch_ready() {
 
 up_opensearch() {
     local dist
-    if [[ ! -d "$CACHE_DIR/opensearch-$OPENSEARCH_VERSION/classes" ]]; then
+    if ! compgen -G "$CACHE_DIR/opensearch-$OPENSEARCH_VERSION-*/classes" >/dev/null; then
         info "opensearch: assembling OpenSearch $OPENSEARCH_VERSION from Maven Central (one-off; ~30s; log: $LOG_DIR/build-opensearch.log)"
     fi
     dist="$("$SERVICES_DIR/opensearch/build_opensearch.sh" 2>>"$LOG_DIR/build-opensearch.log")" ||

@@ -87,6 +87,8 @@ impl Default for WorkerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SearchConfig {
     pub url: String,
+    /// Index names start with it: `<prefix>-statuses-v<N>`.
+    pub prefix: String,
     pub username: Option<String>,
     pub password: Option<Secret>,
 }
@@ -208,8 +210,10 @@ impl ServerConfig {
                 password: r.opt(vars::SMTP_PASSWORD).map(Secret::new),
             }),
         };
+        let search_prefix = r.opt(vars::SEARCH_PREFIX).unwrap_or_else(|| "fedi".into());
         let search = r.opt(vars::SEARCH_URL).map(|url| SearchConfig {
             url,
+            prefix: search_prefix,
             username: r.opt(vars::SEARCH_USERNAME),
             password: r.opt(vars::SEARCH_PASSWORD).map(Secret::new),
         });
@@ -398,6 +402,7 @@ impl ServerConfig {
         }
         if let Some(s) = &self.search {
             plain(vars::SEARCH_URL, s.url.clone());
+            plain(vars::SEARCH_PREFIX, s.prefix.clone());
             if let Some(u) = &s.username {
                 plain(vars::SEARCH_USERNAME, u.clone());
             }
@@ -544,6 +549,7 @@ mod tests {
             }),
             search: Some(SearchConfig {
                 url: "https://search.example.net:9200".into(),
+                prefix: "fedi".into(),
                 username: Some("fedi".into()),
                 password: Some(Secret::new("search-pass")),
             }),

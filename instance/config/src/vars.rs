@@ -32,6 +32,8 @@ pub const S3_SECRET_ACCESS_KEY: &str = "FEDI_S3_SECRET_ACCESS_KEY";
 pub const SEARCH_URL: &str = "FEDI_SEARCH_URL";
 pub const SEARCH_USERNAME: &str = "FEDI_SEARCH_USERNAME";
 pub const SEARCH_PASSWORD: &str = "FEDI_SEARCH_PASSWORD";
+/// Prefix of the index names, so that instances can share one cluster; `fedi` when unset.
+pub const SEARCH_PREFIX: &str = "FEDI_SEARCH_PREFIX";
 pub const SMTP_HOST: &str = "FEDI_SMTP_HOST";
 pub const SMTP_PORT: &str = "FEDI_SMTP_PORT";
 pub const SMTP_TLS: &str = "FEDI_SMTP_TLS";
@@ -78,6 +80,7 @@ pub const WORKER_SHUTDOWN_GRACE: &str = "FEDI_WORKER_SHUTDOWN_GRACE_SECONDS";
 /// Worker role: whole seconds between runs of the scheduler's heartbeat job (default 60),
 /// whose last run `/metrics` reports (`fedi_jobs_scheduler_heartbeat_timestamp_seconds`).
 pub const WORKER_HEARTBEAT: &str = "FEDI_WORKER_HEARTBEAT_SECONDS";
+
 /// Worker role: whole hours after which media uploaded but never attached to a status
 /// are deleted from the bucket and the database (Mastodon keeps them a day).
 pub const ORPHANED_MEDIA_RETENTION: &str = "FEDI_ORPHANED_MEDIA_RETENTION_HOURS";

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod jobs;
+mod search;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 
 pub use accounts::{AccountsCommand, Role};
 pub use jobs::JobsCommand;
+pub use search::SearchCommand;
 
 #[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -27,6 +29,9 @@ pub enum Command {
     /// The dead set of the job queue: list, show, retry or delete failed jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// The OpenSearch indices: `migrate` to this version's mappings.
+    #[command(subcommand)]
+    Search(SearchCommand),
 }
 
 /// Long enough for a primary that is failing over; a CLI should not hang for minutes.
@@ -41,6 +46,7 @@ pub async fn run(config: &ServerConfig, command: Command) -> anyhow::Result<()> 
     let mut conn = connect(config).await?;
     let result = match command {
         Command::Accounts(c) => accounts::run(&mut conn, &config.domain, c).await,
+        Command::Search(c) => search::run(config, &mut conn, c).await,
         Command::Jobs(_) => unreachable!("handled above"),
     };
     conn.close().await.ok();

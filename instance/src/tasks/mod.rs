@@ -13,4 +13,5 @@ pub fn register(registry: &mut crate::jobs::Registry) {
     mail::register(registry);
     maintenance::register(registry);
     polls::register(registry);
+    crate::search::jobs::register(registry);
 }

@@ -50,7 +50,6 @@ public final class FediSearchNode {
             .put("transport.port", args[2])
             // A nearly full developer disk must not turn the test indices read-only.
             .put("cluster.routing.allocation.disk.threshold_enabled", false)
-            .put("action.auto_create_index", false)
             .build();
         LogConfigurator.configureWithoutConfig(settings);
         Environment env = InternalSettingsPreparer.prepareEnvironment(settings, Map.of(), home.resolve("config"), () -> "fedi-test-0");

@@ -3,8 +3,9 @@
 #
 #   build_opensearch.sh            -> prints the cache directory (lib/ + classes/)
 #
-# Cached under ${FEDI_CACHE_DIR:-$HOME/.cache/fedi-operator}/opensearch-<version>/, so
-# Maven only runs when OPENSEARCH_VERSION (and the pom) change.  Needs Java >= 17 and
+# Cached under ${FEDI_CACHE_DIR:-$HOME/.cache/fedi-operator}/opensearch-<version>-<hash>/,
+# the hash being that of pom.xml and FediSearchNode.java, so Maven and javac only run
+# again when one of them (or OPENSEARCH_VERSION) changes.  Needs Java >= 17 and
 # Maven; no Docker and no tarball download.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail
@@ -14,7 +15,8 @@ OS_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$OS_SRC/../versions.sh"
 
 CACHE_DIR="${FEDI_CACHE_DIR:-$HOME/.cache/fedi-operator}"
-OUT_DIR="$CACHE_DIR/opensearch-$OPENSEARCH_VERSION"
+SRC_HASH="$(cat "$OS_SRC/pom.xml" "$OS_SRC/FediSearchNode.java" | sha256sum | cut -c1-12)"
+OUT_DIR="$CACHE_DIR/opensearch-$OPENSEARCH_VERSION-$SRC_HASH"
 
 if [[ -f "$OUT_DIR/classes/FediSearchNode.class" ]]; then
     echo "$OUT_DIR"

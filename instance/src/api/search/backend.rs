@@ -37,32 +37,64 @@ pub trait StatusIndex {
     ) -> impl Future<Output = Result<Vec<i64>, ApiError>> + Send;
 }
 
-/// The index in use.
+/// The index in use: OpenSearch when `FEDI_SEARCH_URL` is set, else PostgreSQL.
 pub fn statuses(state: &AppState) -> impl StatusIndex + '_ {
-    // The OpenSearch backend slots in here when `state.config.search` is set; until then
-    // PostgreSQL answers on every instance.
-    Postgres(state)
+    match &state.config.search {
+        Some(config) => Backend::OpenSearch(super::opensearch::OpenSearch::new(state, config)),
+        None => Backend::Postgres(Postgres(state)),
+    }
 }
 
-pub struct Postgres<'a>(&'a AppState);
+pub enum Backend<'a> {
+    Postgres(Postgres<'a>),
+    OpenSearch(super::opensearch::OpenSearch<'a>),
+}
+
+impl StatusIndex for Backend<'_> {
+    async fn search(&self, s: &StatusSearch) -> Result<Vec<i64>, ApiError> {
+        match self {
+            Backend::Postgres(p) => p.search(s).await,
+            Backend::OpenSearch(o) => o.search(s).await,
+        }
+    }
+}
+
+pub struct Postgres<'a>(pub(super) &'a AppState);
 
 impl StatusIndex for Postgres<'_> {
     async fn search(&self, s: &StatusSearch) -> Result<Vec<i64>, ApiError> {
-        let q = &s.query;
-        let (library, public_only) = match q.scope {
-            Scope::All => (false, false),
-            Scope::Library => (true, false),
-            Scope::Public => (false, true),
-        };
-        let before: Option<DateTime<Utc>> = q.before;
-        let ids: Vec<i64> = sqlx::query_scalar(concat!(
-            "SELECT s.id FROM statuses s \
+        filtered(self.0, s, None).await
+    }
+}
+
+/// The PostgreSQL search; with `candidates` (what OpenSearch matched), only among those
+/// and without the text condition, which OpenSearch applied: every visibility rule is
+/// still checked here.
+pub(super) async fn filtered(
+    state: &AppState,
+    s: &StatusSearch,
+    candidates: Option<&[i64]>,
+) -> Result<Vec<i64>, ApiError> {
+    let q = &s.query;
+    let text = if candidates.is_some() {
+        ""
+    } else {
+        q.text.as_str()
+    };
+    let (library, public_only) = match q.scope {
+        Scope::All => (false, false),
+        Scope::Library => (true, false),
+        Scope::Public => (false, true),
+    };
+    let before: Option<DateTime<Utc>> = q.before;
+    let ids: Vec<i64> = sqlx::query_scalar(concat!(
+        "SELECT s.id FROM statuses s \
              WHERE s.reblog_of_id IS NULL \
                AND ($1 = '' OR status_search_document(s.spoiler_text, s.text, s.content_html) \
                                @@ websearch_to_tsquery('simple', $1)) \
                AND ",
-            status_visible!("s", "$2::bigint"),
-            " AND ((NOT $3 AND s.visibility = 'public') \
+        status_visible!("s", "$2::bigint"),
+        " AND ((NOT $3 AND s.visibility = 'public') \
                     OR (NOT $4 AND (s.account_id = $2 \
                         OR EXISTS (SELECT 1 FROM mentions m \
                                    WHERE m.status_id = s.id AND m.account_id = $2) \
@@ -88,26 +120,27 @@ impl StatusIndex for Postgres<'_> {
                AND ($13::timestamptz IS NULL OR s.created_at >= $13) \
                AND ($14::boolean IS NULL OR EXISTS (SELECT 1 FROM polls p \
                                                     WHERE p.status_id = s.id) = $14) \
+               AND ($17::bigint[] IS NULL OR s.id = ANY($17)) \
              ORDER BY s.id DESC LIMIT $15 OFFSET $16"
-        ))
-        .bind(&q.text)
-        .bind(s.viewer)
-        .bind(library)
-        .bind(public_only)
-        .bind(s.account_id)
-        .bind(s.max_id)
-        .bind(s.min_id)
-        .bind(q.has_media)
-        .bind(q.is_reply)
-        .bind(q.is_sensitive)
-        .bind(&q.language)
-        .bind(before)
-        .bind(q.after)
-        .bind(q.has_poll)
-        .bind(s.limit)
-        .bind(s.offset)
-        .fetch_all(self.0.db.reader())
-        .await?;
-        Ok(ids)
-    }
+    ))
+    .bind(text)
+    .bind(s.viewer)
+    .bind(library)
+    .bind(public_only)
+    .bind(s.account_id)
+    .bind(s.max_id)
+    .bind(s.min_id)
+    .bind(q.has_media)
+    .bind(q.is_reply)
+    .bind(q.is_sensitive)
+    .bind(&q.language)
+    .bind(before)
+    .bind(q.after)
+    .bind(q.has_poll)
+    .bind(s.limit)
+    .bind(s.offset)
+    .bind(candidates)
+    .fetch_all(state.db.reader())
+    .await?;
+    Ok(ids)
 }

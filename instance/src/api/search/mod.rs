@@ -10,6 +10,7 @@
 //! Mastodon 4 and is not served.
 
 mod backend;
+mod opensearch;
 mod query;
 mod tags;
 

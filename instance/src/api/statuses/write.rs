@@ -469,6 +469,7 @@ pub async fn create(
     }
     let id = result?;
     crate::tasks::timeline::enqueue_fan_out(&state, id).await;
+    crate::search::jobs::enqueue_status(&state, id).await;
     crate::tasks::polls::schedule(&state, id).await;
     notify(&state, Cause::Posted { status: id }).await;
     Ok(Json(status_json(&state, id, Some(me)).await?))
@@ -673,6 +674,7 @@ pub async fn edit(
     snapshot(&mut tx, id, me, false).await?;
     tx.commit().await?;
     crate::tasks::timeline::enqueue_update(&state, id).await;
+    crate::search::jobs::enqueue_status(&state, id).await;
     crate::tasks::polls::schedule(&state, id).await;
     notify(&state, Cause::Edited { status: id }).await;
     Ok(Json(status_json(&state, id, Some(me)).await?))
@@ -704,6 +706,7 @@ pub async fn delete(
         .await?;
     tx.commit().await?;
     crate::tasks::timeline::enqueue_removal(&state, removal).await;
+    crate::search::jobs::enqueue_status(&state, id).await;
     status.text = Some(text);
     Ok(Json(status))
 }
