@@ -2,6 +2,7 @@
 
 mod accounts;
 pub(crate) mod conversations;
+mod domain_blocks;
 pub mod entities;
 mod error;
 pub(crate) mod health;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes())
         .merge(timelines::routes())
         .merge(conversations::routes())
+        .merge(domain_blocks::routes())
         .merge(lists::routes())
         .merge(search::routes())
         .merge(notifications::routes())

@@ -216,6 +216,8 @@ struct Recipient {
 /// The author's local followers the status goes to. The list rule for replies is the list
 /// timeline's (`api::lists::timeline`), so that a list stream shows what its REST timeline
 /// would.
+/// Boosts of statuses from a domain the follower blocks stay out, as Mastodon's
+/// `filter_from_home` keeps them out (the booster is followed, the original's author is not).
 async fn recipients(state: &AppState, id: i64) -> Result<Vec<Recipient>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT f.account_id, (",
@@ -236,7 +238,10 @@ async fn recipients(state: &AppState, id: i64) -> Result<Vec<Recipient>, sqlx::E
            JOIN follows f ON f.target_account_id = s.account_id \
            JOIN users u ON u.account_id = f.account_id \
            LEFT JOIN statuses o ON o.id = s.reblog_of_id \
-         WHERE s.id = $1 AND ",
+         WHERE s.id = $1 \
+           AND NOT EXISTS (SELECT 1 FROM account_domain_blocks d \
+                JOIN accounts da ON da.domain = d.domain \
+                WHERE d.account_id = f.account_id AND da.id = o.account_id) AND ",
         follow_carries!("f", "s"),
         " AND ",
         feed_allows!("s", "o", "f.account_id")

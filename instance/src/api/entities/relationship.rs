@@ -57,7 +57,9 @@ pub async fn relationships(
             r.id IS NOT NULL AS requested, \
             EXISTS (SELECT 1 FROM follow_requests x \
                     WHERE x.account_id = t.id AND x.target_account_id = $1) AS requested_by, \
-            false AS domain_blocking, false AS endorsed, '' AS note \
+            EXISTS (SELECT 1 FROM account_domain_blocks d \
+                    WHERE d.account_id = $1 AND d.domain = t.domain) AS domain_blocking, \
+            false AS endorsed, '' AS note \
          FROM unnest($2::bigint[]) WITH ORDINALITY AS wanted(id, ord) \
          JOIN accounts t ON t.id = wanted.id AND t.suspended_at IS NULL \
          LEFT JOIN follows f ON f.account_id = $1 AND f.target_account_id = t.id \

@@ -90,14 +90,21 @@ pub struct ListParams {
 }
 
 /// `WHERE` shared by the list and the count: `$1` the user, `$2` types, `$3` excluded
-/// types, `$4` the actor.
+/// types, `$4` the actor. Nothing from a domain the user blocks, unless they follow the
+/// sender (Mastodon's `NotifyService#blocked_domain?`).
 macro_rules! filtered {
     () => {
         "n.account_id = $1 AND ($2::text[] IS NULL OR n.type = ANY($2)) \
          AND NOT (n.type = ANY($3::text[])) \
          AND ($4::bigint IS NULL OR n.from_account_id = $4) \
          AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.account_id = n.account_id \
-                         AND b.target_account_id = n.from_account_id)"
+                         AND b.target_account_id = n.from_account_id) \
+         AND NOT EXISTS (SELECT 1 FROM account_domain_blocks d \
+                         JOIN accounts da ON da.domain = d.domain \
+                         WHERE d.account_id = n.account_id AND da.id = n.from_account_id \
+                           AND NOT EXISTS (SELECT 1 FROM follows df \
+                                WHERE df.account_id = n.account_id \
+                                  AND df.target_account_id = n.from_account_id))"
     };
 }
 

@@ -24,7 +24,8 @@ const SCORE_SLACK: usize = 16;
 
 /// Which of `ids` (in that order) the viewer may see in their home: visible to them, with a
 /// visible original for a reblog, and from no account they mute or block or that blocks
-/// them (the author or, for a reblog, the original's author).
+/// them (the author or, for a reblog, the original's author); no boost of a status from a
+/// domain they block (Mastodon's `filter_from_home`).
 async fn keep_shown(state: &AppState, ids: &[i64], me: i64) -> Result<Vec<i64>, sqlx::Error> {
     sqlx::query_scalar(concat!(
         "SELECT s.id FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord) \
@@ -40,6 +41,8 @@ async fn keep_shown(state: &AppState, ids: &[i64], me: i64) -> Result<Vec<i64>, 
            AND NOT EXISTS (SELECT 1 FROM blocks b \
                   WHERE (b.account_id = $2 AND b.target_account_id IN (s.account_id, o.account_id)) \
                      OR (b.target_account_id = $2 AND b.account_id IN (s.account_id, o.account_id))) \
+           AND NOT EXISTS (SELECT 1 FROM account_domain_blocks d JOIN accounts da ON da.domain = d.domain \
+                  WHERE d.account_id = $2 AND da.id = o.account_id) \
          ORDER BY u.ord"
     ))
     .bind(ids)

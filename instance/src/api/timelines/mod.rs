@@ -65,7 +65,7 @@ pub struct PublicQuery {
 /// viewer, `$5` local, `$6` remote, `$7` only_media, `$8` the names one of which must be
 /// tagged (NULL: no tag filter), `$9` names each of which must be tagged, `$10` names none
 /// of which may be. A signed-in viewer does not see accounts they block or mute, nor those
-/// blocking them, as in Mastodon.
+/// blocking them, nor accounts of domains they block, as in Mastodon.
 macro_rules! public_sql {
     ($order:literal) => {
         concat!(
@@ -79,6 +79,8 @@ macro_rules! public_sql {
                AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.account_id = $4 \
                                AND m.target_account_id = s.account_id \
                                AND (m.expires_at IS NULL OR m.expires_at > now())) \
+               AND NOT EXISTS (SELECT 1 FROM account_domain_blocks d WHERE d.account_id = $4 \
+                               AND d.domain = a.domain) \
                AND ($8::text[] IS NULL OR EXISTS (SELECT 1 FROM statuses_tags st \
                     JOIN tags t ON t.id = st.tag_id \
                     WHERE st.status_id = s.id AND lower(t.name) = ANY($8))) \
