@@ -130,6 +130,20 @@ pub async fn migrate(
             Some(Body::Json(json!({ "actions": actions }))),
         )
         .await?;
+    // Statuses posted while the index was built went to the old index only (through the
+    // alias); from the swap on the job writes here, so one pass past `after` catches up.
+    // Edits made meanwhile keep their old text until the row is written again; deletions
+    // and visibility changes are safe, PostgreSQL re-checks every hit.
+    loop {
+        let docs = documents::batch(&mut *db, spec.kind, after, BATCH)
+            .await
+            .context("reading documents from PostgreSQL")?;
+        let Some(&(last, _)) = docs.last() else { break };
+        bulk_index(client, &index, &docs).await?;
+        total += docs.len() as u64;
+        after = last;
+        progress(format!("{alias}: {total} documents indexed (catching up)"));
+    }
     let previous = current.into_iter().find(|i| *i != index);
     progress(format!(
         "{alias}: now on {index} ({total} documents){}",
