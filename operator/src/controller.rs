@@ -24,14 +24,17 @@ use tracing::{info, warn};
 use crate::apply::{self, FIELD_MANAGER, Outcome};
 use crate::build::{self, Defaults};
 use crate::capabilities::Capabilities;
-use crate::crd::{FediInstance, FediInstanceStatus};
+use crate::crd::{FediInstance, FediInstanceStatus, UpgradePhase};
 use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::migrations::{self, Migration};
+use crate::migrations::{self, Migration, Phase};
+use crate::upgrade::{Admission, Fleet, Step};
 use crate::{Error, Result, dependencies, dereference, finalizer, status};
 
 /// How often an instance is reconciled without any change, to catch what watches miss.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How long events about one instance are gathered into a single reconcile.
+const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Label on every child; owned-object watches select on it to keep the cache small.
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by=fedi-operator";
 
@@ -42,10 +45,17 @@ pub struct Context {
     pub defaults: Defaults,
     /// The optional APIs this run of the controller watches.
     pub capabilities: Capabilities,
+    /// The upgrades of every instance, for the limit on concurrent ones.
+    pub fleet: Fleet,
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>, capabilities: Capabilities) -> Self {
+    pub fn new(
+        client: Client,
+        metrics: Arc<Metrics>,
+        capabilities: Capabilities,
+        fleet: Fleet,
+    ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -56,6 +66,7 @@ impl Context {
             metrics,
             defaults: Defaults::default(),
             capabilities,
+            fleet,
         }
     }
 
@@ -124,9 +135,16 @@ pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Act
     match outcome {
         // Being deleted: the deletion itself brings the next event, if any.
         Ok(None) => Ok(Action::await_change()),
-        Ok(Some(status)) => {
+        Ok(Some((status, step, wake))) => {
             write_status(&fedi, &ctx, &namespace, status).await?;
-            Ok(Action::requeue(RESYNC))
+            if wake {
+                ctx.fleet.release(&fedi);
+            }
+            // Nothing of its own changes when a slot frees up: a queued instance asks again.
+            Ok(Action::requeue(match step {
+                Step::Queued(_) => crate::upgrade::QUEUED_RETRY,
+                _ => RESYNC,
+            }))
         }
         Err(error) => {
             let status =
@@ -157,7 +175,7 @@ async fn pipeline(
     fedi: &FediInstance,
     ctx: &Context,
     namespace: &str,
-) -> Result<FediInstanceStatus> {
+) -> Result<(FediInstanceStatus, Step, bool)> {
     let secret = ApiResource::erase::<Secret>(&());
     for name in dereference::secrets(&ctx.client, fedi, namespace, &ctx.defaults).await? {
         ctx.child_changed(fedi, "Created", &secret, namespace, &name)
@@ -177,7 +195,13 @@ async fn pipeline(
     for child in others {
         apply_child(fedi, ctx, namespace, child).await?;
     }
-    let report = dependencies::observe(&ctx.client, fedi, namespace, ctx.capabilities).await;
+    let mut wake = false;
+    let suspended = fedi.spec.suspend;
+    let report = if suspended {
+        dependencies::Report::suspended()
+    } else {
+        dependencies::observe(&ctx.client, fedi, namespace, ctx.capabilities).await
+    };
     for action in &report.actions {
         ctx.event(
             fedi,
@@ -188,56 +212,34 @@ async fn pipeline(
         )
         .await;
     }
-    // Then the schema of the wanted image; the Deployments roll only onto a migrated one.
-    let migration = if report.all_ready() {
-        let (migration, applied) =
-            migrations::ensure(&ctx.client, fedi, namespace, &ctx.defaults).await?;
-        if let Some(applied) = applied.filter(|a| a.outcome == Outcome::Created) {
-            let resource = &applied.child.resource;
-            ctx.child_changed(fedi, "Created", resource, namespace, &applied.child.name())
-                .await;
-        }
-        if let Migration::Failed { message, .. } = &migration {
-            ctx.event(
-                fedi,
-                EventType::Warning,
-                "MigrationFailed",
-                message.clone(),
-                None,
-            )
-            .await;
-        }
-        Some(migration)
-    } else {
-        None
-    };
-    let roll = migration.as_ref().is_some_and(Migration::done);
-    let deployments_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let image = build::image(fedi, &ctx.defaults);
     let mut deployments = Vec::new();
-    for child in workloads {
-        let component = child
-            .object
-            .labels()
-            .get("app.kubernetes.io/component")
-            .cloned()
-            .unwrap_or_default();
-        let live = if roll {
-            let applied = apply_child(fedi, ctx, namespace, child).await?;
-            Some(
-                serde_json::from_value(serde_json::to_value(&applied).map_err(Error::Serialize)?)
-                    .map_err(Error::Serialize)?,
-            )
-        } else {
-            // Held back, not removed: what runs keeps running while a dependency is down.
-            deployments_api
+    let step = if suspended {
+        for child in workloads {
+            // Scaled to zero only: the pod template stays the live one, so that a version
+            // changed while suspended goes through the pipeline when unsuspended.
+            let Some(live) = deployments_api(ctx, namespace)
                 .get_opt(&child.name())
                 .await
                 .map_err(Error::Kube)?
-        };
-        if let Some(d) = live {
-            deployments.push((component, d));
+            else {
+                continue;
+            };
+            let mut child = child;
+            child.object.data["spec"]["template"] =
+                serde_json::to_value(&live.spec.template).map_err(Error::Serialize)?;
+            let component = component_of(&child);
+            let applied = apply_child(fedi, ctx, namespace, child).await?;
+            deployments.push((component, as_deployment(&applied)?));
         }
-    }
+        Step::Suspended
+    } else if !report.all_ready() {
+        // Held back, not removed: what runs keeps running while a dependency is down.
+        hold(ctx, namespace, workloads, &mut deployments).await?;
+        Step::WaitingForDependencies
+    } else {
+        advance(fedi, ctx, namespace, workloads, &image, &mut deployments).await?
+    };
 
     let selector = format!(
         "app.kubernetes.io/instance={},{MANAGED_BY}",
@@ -262,14 +264,188 @@ async fn pipeline(
         .version
         .clone()
         .unwrap_or_else(|| ctx.defaults.version.clone());
-    Ok(status::desired(
+    let status = status::desired(
         fedi,
         &observed,
         &version,
+        &image,
         &report,
-        migration.as_ref(),
+        &step,
         Timestamp::now(),
-    ))
+    );
+    upgrade_events(fedi, ctx, &status, &step).await;
+    let was = fedi.status.as_ref().and_then(|s| s.version.as_ref()?.phase);
+    let now = status.version.as_ref().and_then(|v| v.phase);
+    if was.is_some_and(|p| p.in_progress() || p == UpgradePhase::Failed)
+        && !now.is_some_and(|p| p.in_progress() || p == UpgradePhase::Failed)
+    {
+        // A slot is free (or the fleet's rollout may resume) once this status is stored.
+        wake = true;
+    }
+    Ok((status, step, wake))
+}
+
+fn deployments_api(ctx: &Context, namespace: &str) -> Api<Deployment> {
+    Api::namespaced(ctx.client.clone(), namespace)
+}
+
+fn component_of(child: &build::Child) -> String {
+    child
+        .object
+        .labels()
+        .get("app.kubernetes.io/component")
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn as_deployment(object: &DynamicObject) -> Result<Deployment> {
+    serde_json::from_value(serde_json::to_value(object).map_err(Error::Serialize)?)
+        .map_err(Error::Serialize)
+}
+
+/// The Deployments as they are, unchanged: the running version keeps serving.
+async fn hold(
+    ctx: &Context,
+    namespace: &str,
+    workloads: Vec<build::Child>,
+    out: &mut Vec<(String, Deployment)>,
+) -> Result<()> {
+    let api = deployments_api(ctx, namespace);
+    for child in workloads {
+        if let Some(d) = api.get_opt(&child.name()).await.map_err(Error::Kube)? {
+            out.push((component_of(&child), d));
+        }
+    }
+    Ok(())
+}
+
+/// Applies every workload as the spec wants it.
+async fn roll(
+    fedi: &FediInstance,
+    ctx: &Context,
+    namespace: &str,
+    workloads: Vec<build::Child>,
+    out: &mut Vec<(String, Deployment)>,
+) -> Result<()> {
+    for child in workloads {
+        let component = component_of(&child);
+        let applied = apply_child(fedi, ctx, namespace, child).await?;
+        out.push((component, as_deployment(&applied)?));
+    }
+    Ok(())
+}
+
+/// The upgrade pipeline, one step further if the previous one is done: fleet slot ->
+/// pre-deployment migrations -> rollout -> post-deployment migrations (see `upgrade`).
+async fn advance(
+    fedi: &FediInstance,
+    ctx: &Context,
+    namespace: &str,
+    workloads: Vec<build::Child>,
+    image: &str,
+    deployments: &mut Vec<(String, Deployment)>,
+) -> Result<Step> {
+    let status = fedi.status.clone().unwrap_or_default();
+    if status.post_migrated_image.as_deref() == Some(image) {
+        roll(fedi, ctx, namespace, workloads, deployments).await?;
+        return Ok(Step::Done);
+    }
+    let version = status.version.clone().unwrap_or_default();
+    // A first install is not an upgrade: only a version change waits for a slot, and one
+    // that holds a slot (or failed holding it) keeps it.
+    let holds_slot = version
+        .phase
+        .is_some_and(|p| p.in_progress() || p == UpgradePhase::Failed);
+    if version.current.is_some()
+        && !holds_slot
+        && let Admission::Queued(message) = ctx.fleet.admit(fedi)
+    {
+        hold(ctx, namespace, workloads, deployments).await?;
+        return Ok(Step::Queued(message));
+    }
+    if status.migrated_image.as_deref() != Some(image) {
+        let from = status.migrated_image.as_deref();
+        let migration = migrate(fedi, ctx, namespace, Phase::Pre, from).await?;
+        if !migration.done() {
+            hold(ctx, namespace, workloads, deployments).await?;
+            return Ok(Step::PreMigration(migration));
+        }
+    }
+    roll(fedi, ctx, namespace, workloads, deployments).await?;
+    if !deployments.iter().all(|(_, d)| status::rolled_out(d)) {
+        return Ok(Step::RollingOut);
+    }
+    let from = status.post_migrated_image.as_deref();
+    let migration = migrate(fedi, ctx, namespace, Phase::Post, from).await?;
+    if !migration.done() {
+        return Ok(Step::PostMigration(migration));
+    }
+    Ok(Step::Done)
+}
+
+/// Runs or follows one migration Job; its creation is an event like any child's.
+async fn migrate(
+    fedi: &FediInstance,
+    ctx: &Context,
+    namespace: &str,
+    phase: Phase,
+    from: Option<&str>,
+) -> Result<Migration> {
+    let (migration, created) =
+        migrations::ensure(&ctx.client, fedi, namespace, &ctx.defaults, phase, from).await?;
+    if let Some(applied) = created {
+        let resource = &applied.child.resource;
+        ctx.child_changed(fedi, "Created", resource, namespace, &applied.child.name())
+            .await;
+    }
+    Ok(migration)
+}
+
+/// An event for each step of an upgrade, when the recorded phase changes.
+async fn upgrade_events(fedi: &FediInstance, ctx: &Context, new: &FediInstanceStatus, step: &Step) {
+    let phase_of = |s: Option<&FediInstanceStatus>| s.and_then(|s| s.version.as_ref()?.phase);
+    let (before, after) = (phase_of(fedi.status.as_ref()), phase_of(Some(new)));
+    if before == after {
+        return;
+    }
+    let target = new
+        .version
+        .as_ref()
+        .map(|v| v.target.clone())
+        .unwrap_or_default();
+    let (type_, reason, note) = match (step, after) {
+        (_, None) => (
+            EventType::Normal,
+            "Upgraded",
+            format!("Every pod runs {target}; its migrations are done."),
+        ),
+        (Step::Queued(message), _) => (EventType::Normal, "UpgradeQueued", message.clone()),
+        (Step::PreMigration(Migration::Refused { message, .. }), _) => {
+            (EventType::Warning, "DowngradeRefused", message.clone())
+        }
+        (
+            Step::PreMigration(Migration::Failed { message, .. })
+            | Step::PostMigration(Migration::Failed { message, .. }),
+            _,
+        ) => (EventType::Warning, "MigrationFailed", message.clone()),
+        (Step::PreMigration(Migration::Running { job, .. }), _) => (
+            EventType::Normal,
+            "PreMigration",
+            format!("Job {job} runs the pre-deployment migrations of {target}."),
+        ),
+        (Step::RollingOut, _) => (
+            EventType::Normal,
+            "RollingOut",
+            format!("The Deployments roll to {target}."),
+        ),
+        (Step::PostMigration(Migration::Running { job, .. }), _) => (
+            EventType::Normal,
+            "PostMigration",
+            format!("Job {job} runs the post-deployment migrations of {target}."),
+        ),
+        _ => return,
+    };
+    ctx.event(fedi, type_, reason, note, None).await;
 }
 
 /// Applies one child and reports a change; returns the object as it now is.
@@ -404,6 +580,9 @@ pub struct Settings {
     /// off, such changes are seen at the next retry (a minute) or resync. Watching needs
     /// list/watch on Secrets, which some clusters do not grant.
     pub watch_secrets: bool,
+    /// At most this many instances upgrading at once (and none while an upgrade has
+    /// failed); `None`: no limit.
+    pub max_concurrent_upgrades: Option<usize>,
 }
 
 impl Default for Settings {
@@ -412,6 +591,7 @@ impl Default for Settings {
             scope: Scope::All,
             rediscover_every: Duration::from_secs(60),
             watch_secrets: true,
+            max_concurrent_upgrades: None,
         }
     }
 }
@@ -467,6 +647,7 @@ pub async fn run(
             namespaces: &namespaces,
             capabilities,
             watch_secrets: settings.watch_secrets,
+            max_concurrent_upgrades: settings.max_concurrent_upgrades,
         };
         watching.run(stop.boxed().shared()).await;
         if shutdown.peek().is_some() {
@@ -489,6 +670,7 @@ struct Watching<'a> {
     namespaces: &'a [Option<String>],
     capabilities: Capabilities,
     watch_secrets: bool,
+    max_concurrent_upgrades: Option<usize>,
 }
 
 impl Watching<'_> {
@@ -498,6 +680,7 @@ impl Watching<'_> {
             client.clone(),
             self.metrics.clone(),
             self.capabilities,
+            Fleet::new(self.max_concurrent_upgrades),
         ));
         let owned = || watcher::Config::default().labels(MANAGED_BY).any_semantic();
         let mut stores = Vec::new();
@@ -511,6 +694,10 @@ impl Watching<'_> {
             let store = controller.store();
             stores.push(store.clone());
             let mut controller = controller
+                // A step of a rollout changes a Job or a Deployment several times within
+                // milliseconds: one reconcile for the burst, not one per change.
+                .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
+                .reconcile_on(ctx.fleet.subscribe(ns.map(String::from)))
                 .owns(scoped::<Deployment>(client, ns), owned())
                 .owns(scoped::<StatefulSet>(client, ns), owned())
                 .owns(scoped::<Job>(client, ns), owned())
@@ -569,6 +756,7 @@ impl Watching<'_> {
                     }),
             );
         }
+        ctx.fleet.set_stores(stores.clone());
         // Ready once every cache holds the cluster's FediInstances.
         let caches = stores.clone();
         let health = self.health.clone();

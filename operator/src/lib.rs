@@ -22,6 +22,7 @@ pub mod redis_cluster;
 pub mod reference;
 pub mod status;
 pub mod telemetry;
+pub mod upgrade;
 
 /// Makes ring the process's TLS provider. The Kubernetes client takes the process default,
 /// and rustls has none as soon as a second crypto library is linked (aws-sdk-s3's default

@@ -44,6 +44,14 @@ struct Args {
     /// Secret is acted on at once; off, it is noticed within a minute.
     #[arg(long, env = "FEDI_OPERATOR_WATCH_SECRETS", default_value_t = true, action = clap::ArgAction::Set)]
     watch_secrets: bool,
+    /// At most this many instances upgrade at once; the others wait (`UpgradeQueued`), and
+    /// a failed upgrade stops the rest until it is fixed. 0: no limit.
+    #[arg(
+        long,
+        env = "FEDI_OPERATOR_MAX_CONCURRENT_UPGRADES",
+        default_value_t = 0
+    )]
+    max_concurrent_upgrades: usize,
 }
 
 #[tokio::main]
@@ -112,6 +120,8 @@ async fn main() -> anyhow::Result<()> {
         },
         rediscover_every: Duration::from_secs(args.discovery_interval),
         watch_secrets: args.watch_secrets,
+        max_concurrent_upgrades: (args.max_concurrent_upgrades > 0)
+            .then_some(args.max_concurrent_upgrades),
     };
     if !args.leader_election {
         return controller::run(client, metrics, health, settings, signal).await;

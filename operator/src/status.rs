@@ -5,9 +5,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::crd::{ComponentStatus, FediInstance, FediInstanceStatus};
+use crate::crd::{ComponentStatus, FediInstance, FediInstanceStatus, VersionStatus};
 use crate::dependencies::Report;
 use crate::migrations::Migration;
+use crate::upgrade::Step;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
@@ -20,16 +21,19 @@ pub struct Observed<'a> {
     pub deployment: &'a Deployment,
 }
 
-/// The status after a successful reconcile.
+/// The status after a successful reconcile: `version` and `image` are what the spec asks
+/// for, `step` where the upgrade pipeline stands.
 pub fn desired(
     fedi: &FediInstance,
     workloads: &[Observed],
     version: &str,
+    image: &str,
     dependencies: &Report,
-    migration: Option<&Migration>,
+    step: &Step,
     now: Timestamp,
 ) -> FediInstanceStatus {
     let generation = fedi.metadata.generation;
+    let previous = fedi.status.clone().unwrap_or_default();
     let components: Vec<ComponentStatus> = workloads.iter().map(component_status).collect();
     let rolling: Vec<&str> = workloads
         .iter()
@@ -47,15 +51,14 @@ pub fn desired(
         generation,
         now,
     };
-    let ready = if fedi.spec.suspend {
-        c.make(
+    let ready = match step {
+        Step::Suspended => c.make(
             READY,
             false,
             "Suspended",
             "spec.suspend is true: every workload is scaled to zero and all data is kept.",
-        )
-    } else if !dependencies.all_ready() {
-        c.make(
+        ),
+        Step::WaitingForDependencies => c.make(
             READY,
             false,
             "WaitingForDependencies",
@@ -64,52 +67,65 @@ pub fn desired(
                  {}.",
                 dependencies.waiting_for().join(", ")
             ),
-        )
-    } else if let Some(Migration::Running { job, image }) = migration {
-        c.make(
+        ),
+        Step::Queued(message) => c.make(READY, false, "UpgradeQueued", message),
+        Step::PreMigration(Migration::Running { job, image }) => c.make(
             READY,
             false,
             "Migrating",
             &format!("Job {job} is migrating the schema for {image}; the rollout follows."),
-        )
-    } else if let Some(Migration::Failed { message, .. }) = migration {
-        c.make(READY, false, "MigrationFailed", message)
-    } else if unready.is_empty() && rolling.is_empty() {
-        c.make(
+        ),
+        Step::PreMigration(Migration::Failed { message, .. }) => {
+            c.make(READY, false, "MigrationFailed", message)
+        }
+        Step::PreMigration(Migration::Refused { message, .. }) => {
+            c.make(READY, false, "DowngradeRefused", message)
+        }
+        _ if unready.is_empty() && rolling.is_empty() => c.make(
             READY,
             true,
             "Available",
             "Every workload runs the desired version with all its pods ready.",
-        )
-    } else if !unready.is_empty() {
-        c.make(
+        ),
+        _ if !unready.is_empty() => c.make(
             READY,
             false,
             "ComponentsNotReady",
             &format!("Pods ready: {}.", unready.join(", ")),
-        )
-    } else {
-        c.make(
+        ),
+        _ => c.make(
             READY,
             false,
             "RollingOut",
             &format!("Rolling out: {}.", rolling.join(", ")),
-        )
+        ),
     };
-    let progressing = if rolling.is_empty() {
-        c.make(
+    let progressing = match step {
+        Step::Queued(message) => c.make(PROGRESSING, true, "UpgradeQueued", message),
+        Step::PreMigration(Migration::Running { job, .. }) => c.make(
+            PROGRESSING,
+            true,
+            "PreMigration",
+            &format!("Job {job} runs the pre-deployment migrations."),
+        ),
+        Step::PostMigration(Migration::Running { job, .. }) => c.make(
+            PROGRESSING,
+            true,
+            "PostMigration",
+            &format!("Job {job} runs the post-deployment migrations."),
+        ),
+        _ if rolling.is_empty() => c.make(
             PROGRESSING,
             false,
             "Complete",
             "Every workload is rolled out.",
-        )
-    } else {
-        c.make(
+        ),
+        _ => c.make(
             PROGRESSING,
             true,
             "RollingOut",
             &format!("Rolling out: {}.", rolling.join(", ")),
-        )
+        ),
     };
     let degraded = c.make(
         DEGRADED,
@@ -117,46 +133,89 @@ pub fn desired(
         "ReconcileSucceeded",
         "The last reconcile succeeded.",
     );
-    let available = ready.status == "True";
     let mut conditions = vec![ready, progressing, degraded];
     for (type_, r) in dependencies.conditions() {
         conditions.push(c.make(type_, r.ready, &r.reason, &r.message));
     }
-    conditions.push(match migration {
-        None => c.make(
-            MIGRATED,
-            false,
+    let kept = |fallback: (&str, &str)| {
+        fedi.condition(MIGRATED)
+            .cloned()
+            .unwrap_or_else(|| c.make(MIGRATED, false, fallback.0, fallback.1))
+    };
+    conditions.push(match step {
+        Step::WaitingForDependencies => kept((
             "WaitingForDependencies",
             "Migrations run once the dependencies are ready.",
+        )),
+        Step::Suspended => kept(("Suspended", "Nothing runs while suspended.")),
+        Step::Queued(message) => c.make(MIGRATED, false, "UpgradeQueued", message),
+        Step::PreMigration(m) | Step::PostMigration(m) => match m {
+            Migration::Running { job, image } => c.make(
+                MIGRATED,
+                false,
+                "Migrating",
+                &format!("Job {job} is running the migrations for {image}."),
+            ),
+            Migration::Failed { message, .. } => {
+                c.make(MIGRATED, false, "MigrationFailed", message)
+            }
+            Migration::Refused { message, .. } => {
+                c.make(MIGRATED, false, "DowngradeRefused", message)
+            }
+            Migration::Done { image } => c.make(
+                MIGRATED,
+                true,
+                "Migrated",
+                &format!("The schema is ready for {image}."),
+            ),
+        },
+        Step::RollingOut => c.make(
+            MIGRATED,
+            false,
+            "RollingOut",
+            &format!(
+                "Pre-deployment migrations for {image} are done; the post-deployment ones \
+                 run once every pod runs it."
+            ),
         ),
-        Some(Migration::Done { image }) => c.make(
+        Step::Done => c.make(
             MIGRATED,
             true,
             "Migrated",
             &format!("The schema is ready for {image}."),
         ),
-        Some(Migration::Running { job, .. }) => c.make(
-            MIGRATED,
-            false,
-            "Migrating",
-            &format!("Job {job} is running the migrations."),
-        ),
-        Some(Migration::Failed { message, .. }) => {
-            c.make(MIGRATED, false, "MigrationFailed", message)
-        }
     });
-    let migrated_image = match migration {
-        Some(Migration::Done { image }) => Some(image.clone()),
+    let pre_done = matches!(step, Step::RollingOut | Step::PostMigration(_) | Step::Done);
+    let migrated_image = if pre_done {
+        Some(image.to_string())
+    } else {
         // Until a newer image is migrated, the last one stays the schema's.
-        _ => fedi.status.as_ref().and_then(|s| s.migrated_image.clone()),
+        previous.migrated_image.clone()
     };
+    let post_migrated_image = if *step == Step::Done {
+        Some(image.to_string())
+    } else {
+        previous.post_migrated_image.clone()
+    };
+    let old = previous.version.clone().unwrap_or_default();
+    let current = if *step == Step::Done {
+        Some(version.to_string())
+    } else {
+        old.current
+    };
+    let phase = step.phase(old.phase);
     FediInstanceStatus {
         observed_generation: generation,
         conditions,
         components,
-        version: available.then(|| version.to_string()),
+        version: Some(VersionStatus {
+            current,
+            target: version.to_string(),
+            phase,
+        }),
         url: Some(format!("https://{}", fedi.spec.domain)),
         migrated_image,
+        post_migrated_image,
     }
 }
 
@@ -218,7 +277,7 @@ fn component_status(o: &Observed) -> ComponentStatus {
 }
 
 /// The Deployment controller has seen the latest spec and every pod runs it.
-fn rolled_out(d: &Deployment) -> bool {
+pub fn rolled_out(d: &Deployment) -> bool {
     let Some(status) = &d.status else {
         return false;
     };
@@ -320,8 +379,9 @@ mod tests {
                 &fedi,
                 &observed,
                 "0.1.0",
+                "img:0.1.0",
                 &all_ready(),
-                Some(&migrated()),
+                &Step::Done,
                 Timestamp::UNIX_EPOCH,
             );
             assert_eq!(reason(&s, READY), (ready.0.into(), ready.1.into()));
@@ -329,14 +389,8 @@ mod tests {
                 reason(&s, PROGRESSING),
                 (progressing.0.into(), progressing.1.into())
             );
-            assert_eq!(s.version.is_some(), ready.0 == "True");
+            assert_eq!(s.version.unwrap().current.as_deref(), Some("0.1.0"));
             assert_eq!(s.observed_generation, Some(1));
-        }
-    }
-
-    fn migrated() -> Migration {
-        Migration::Done {
-            image: "img:0.1.0".into(),
         }
     }
 
@@ -351,16 +405,18 @@ mod tests {
             &fedi,
             &[],
             "0.1.0",
+            "img:0.1.0",
             &all_ready(),
-            Some(&migrated()),
+            &Step::Done,
             Timestamp::UNIX_EPOCH,
         ));
         let s = desired(
             &fedi,
             &[],
-            "0.1.0",
+            "0.2.0",
+            "img:0.2.0",
             &all_ready(),
-            Some(&running),
+            &Step::PreMigration(running),
             Timestamp::UNIX_EPOCH,
         );
         assert_eq!(reason(&s, READY), ("False".into(), "Migrating".into()));
@@ -368,15 +424,15 @@ mod tests {
         assert_eq!(s.migrated_image.as_deref(), Some("img:0.1.0"));
         let failed = Migration::Failed {
             job: "social-migrate-1".into(),
-            image: "img:0.2.0".into(),
             message: "Job social-migrate-1 failed".into(),
         };
         let s = desired(
             &fedi,
             &[],
-            "0.1.0",
+            "0.2.0",
+            "img:0.2.0",
             &all_ready(),
-            Some(&failed),
+            &Step::PreMigration(failed),
             Timestamp::UNIX_EPOCH,
         );
         assert_eq!(
@@ -403,7 +459,15 @@ mod tests {
         let mut report = all_ready();
         report.database =
             crate::dependencies::Readiness::waiting("CloudNativePGNotInstalled", "install it");
-        let s = desired(&fedi, &[], "0.1.0", &report, None, Timestamp::UNIX_EPOCH);
+        let s = desired(
+            &fedi,
+            &[],
+            "0.1.0",
+            "img:0.1.0",
+            &report,
+            &Step::WaitingForDependencies,
+            Timestamp::UNIX_EPOCH,
+        );
         let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert_eq!(ready.reason, "WaitingForDependencies");
         assert!(
@@ -420,7 +484,7 @@ mod tests {
         for t in ["RedisReady", "StorageReady", "SearchReady"] {
             assert_eq!(reason(&s, t).0, "True", "{t}");
         }
-        assert!(s.version.is_none());
+        assert_eq!(s.version.unwrap().current, None, "nothing installed yet");
     }
 
     #[test]
@@ -431,8 +495,9 @@ mod tests {
             &fedi,
             &[],
             "0.1.0",
+            "img:0.1.0",
             &all_ready(),
-            Some(&migrated()),
+            &Step::Suspended,
             Timestamp::UNIX_EPOCH,
         );
         assert_eq!(reason(&s, READY), ("False".into(), "Suspended".into()));
@@ -450,8 +515,9 @@ mod tests {
             &fedi,
             &observed,
             "0.1.0",
+            "img:0.1.0",
             &all_ready(),
-            Some(&migrated()),
+            &Step::Done,
             Timestamp::UNIX_EPOCH,
         );
         fedi.status = Some(first.clone());
@@ -461,8 +527,9 @@ mod tests {
                 &fedi,
                 &observed,
                 "0.1.0",
+                "img:0.1.0",
                 &all_ready(),
-                Some(&migrated()),
+                &Step::Done,
                 later
             ),
             first
@@ -480,8 +547,9 @@ mod tests {
                 deployment: &d,
             }],
             "0.1.0",
+            "img:0.1.0",
             &all_ready(),
-            Some(&migrated()),
+            &Step::Done,
             Timestamp::UNIX_EPOCH,
         ));
         let s = failed(

@@ -36,11 +36,16 @@ ClusterRole (every namespace) or by one Role per watched namespace.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# The schema migration Job of each server version, run before the rollout; watched for
-# its outcome, removed with the instance (TTL cleans up old ones).
+# The schema migration Jobs of each server version (pre before the rollout, post after
+# it); watched for their outcome, removed with the instance (TTL cleans up old ones).
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# The failed migration pod's termination message (the end of its log), quoted in the
+# MigrationFailed condition.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 - apiGroups: [""]
   resources: ["services", "configmaps", "serviceaccounts"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::size::{self, Role};
 use super::{Ctx, env};
 use crate::crd::{AutoscalingSpec, FediInstance, PullPolicy};
 use fedi_config::vars;
@@ -44,12 +45,17 @@ pub const WORKER_PORT: i32 = 9090;
 impl Workload {
     pub fn all(fedi: &FediInstance) -> Vec<Workload> {
         let spec = &fedi.spec;
+        let sized = |role, c: &crate::crd::ComponentSpec| {
+            size::resolve(spec.size, role, c.replicas, c.resources.as_ref())
+        };
+        let (api_replicas, api_resources) = sized(Role::Api, &spec.api);
+        let (streamer_replicas, streamer_resources) = sized(Role::Streamer, &spec.streamer);
         let mut out = vec![
             Workload {
                 component: "api".into(),
                 role: "api",
-                replicas: spec.api.replicas,
-                resources: spec.api.resources.clone(),
+                replicas: api_replicas,
+                resources: api_resources,
                 autoscaling: spec.api.autoscaling.clone(),
                 port: API_PORT,
                 serves_clients: true,
@@ -58,8 +64,8 @@ impl Workload {
             Workload {
                 component: "streamer".into(),
                 role: "streamer",
-                replicas: spec.streamer.replicas,
-                resources: spec.streamer.resources.clone(),
+                replicas: streamer_replicas,
+                resources: streamer_resources,
                 autoscaling: spec.streamer.autoscaling.clone(),
                 port: STREAMER_PORT,
                 serves_clients: true,
@@ -77,11 +83,17 @@ impl Workload {
                 value: Some(value),
                 value_from: None,
             };
+            let (replicas, resources) = size::resolve(
+                spec.size,
+                Role::Worker,
+                pool.replicas,
+                pool.resources.as_ref(),
+            );
             out.push(Workload {
                 component: format!("worker-{}", pool.name),
                 role: "worker",
-                replicas: pool.replicas,
-                resources: pool.resources.clone(),
+                replicas,
+                resources,
                 autoscaling: None,
                 port: WORKER_PORT,
                 serves_clients: false,
@@ -307,6 +319,15 @@ mod tests {
             (
                 json!({"api": {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}}}),
                 [None, Some(1), Some(1)],
+            ),
+            (json!({"size": "large"}), [Some(4), Some(3), Some(4)]),
+            (
+                json!({"size": "medium", "streamer": {"replicas": 1}}),
+                [Some(2), Some(1), Some(2)],
+            ),
+            (
+                json!({"size": "medium", "suspend": true}),
+                [Some(0), Some(0), Some(0)],
             ),
         ];
         for (extra, expected) in cases {

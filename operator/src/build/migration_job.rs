@@ -1,24 +1,48 @@
-//! The schema migration Job: `fedi-server migrate` against the primary (never the pooler:
-//! the server's `FEDI_DATABASE_MIGRATION_URL`), once per server image, before the server's
-//! Deployments may roll to that image. Its pod is the api pod's, minus what only a
-//! long-running server needs (probes, ports, spreading), so that it sees exactly the
+//! The schema migration Jobs: `fedi-server migrate --pre` before the server's Deployments
+//! roll to an image, `--post` once every pod runs it; against the primary (never the
+//! pooler: the server's `FEDI_DATABASE_MIGRATION_URL`). Its pod is the api pod's, minus what
+//! only a long-running server needs (probes, ports, spreading), so that it sees exactly the
 //! configuration the new version will run with.
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
+};
 use sha2::{Digest, Sha256};
 
 use super::Ctx;
 use super::deployments::{self, Workload};
 
-/// A Job name per image: a new version gets a new Job (Jobs are immutable), a re-applied
-/// one finds its own.
-pub fn name(instance: &str, image: &str) -> String {
-    let hash = Sha256::digest(image.as_bytes());
-    let short: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    format!("{instance}-migrate-{short}")
+/// Label naming the phase (`pre`, `post`) of a migration Job.
+pub const PHASE_LABEL: &str = "fedi.dev/migration-phase";
+/// `fedi-server migrate`'s exit code for a database migrated by a later release.
+pub const EXIT_SCHEMA_NEWER: i32 = 4;
+
+/// The two phases of a version's migrations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Pre,
+    Post,
 }
 
-pub(crate) fn build(ctx: &Ctx, config_checksum: &str) -> Job {
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pre => "pre",
+            Phase::Post => "post",
+        }
+    }
+}
+
+/// A Job name per phase and change of image (`from` -> `image`): a new step gets a new Job
+/// (Jobs are immutable), a re-applied one finds its own, and going back to an image migrated
+/// long ago runs again instead of finding that old, completed Job.
+pub fn name(instance: &str, phase: Phase, from: Option<&str>, image: &str) -> String {
+    let hash = Sha256::digest(format!("{}\n{image}", from.unwrap_or("")).as_bytes());
+    let short: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    format!("{instance}-migrate-{}-{short}", phase.as_str())
+}
+
+pub(crate) fn build(ctx: &Ctx, config_checksum: &str, phase: Phase, from: Option<&str>) -> Job {
     let api = Workload::all(ctx.fedi)
         .into_iter()
         .find(|w| w.component == "api")
@@ -31,26 +55,43 @@ pub(crate) fn build(ctx: &Ctx, config_checksum: &str) -> Job {
         pod.topology_spread_constraints = None;
         for c in &mut pod.containers {
             c.name = "migrate".into();
-            c.args = Some(vec!["migrate".into()]);
+            c.args = Some(vec!["migrate".into(), format!("--{}", phase.as_str())]);
             c.ports = None;
             c.startup_probe = None;
             c.readiness_probe = None;
             c.liveness_probe = None;
+            // The end of the log becomes the termination message, which the operator quotes
+            // in its condition without needing access to pod logs.
+            c.termination_message_policy = Some("FallbackToLogsOnError".into());
         }
     }
     let mut labels = ctx.labels(Some("migrate"));
     labels.insert("app.kubernetes.io/version".into(), image_tag(&image));
+    labels.insert(PHASE_LABEL.into(), phase.as_str().into());
     if let Some(meta) = template.metadata.as_mut() {
         meta.labels = Some(labels.clone());
     }
-    let mut metadata = ctx.metadata(name(&ctx.name, &image), Some("migrate"));
+    let mut metadata = ctx.metadata(name(&ctx.name, phase, from, &image), Some("migrate"));
     metadata.labels = Some(labels);
     Job {
         metadata,
         spec: Some(JobSpec {
             template,
-            // A migration that failed twice needs a person, not a loop.
+            // Retries with the Job's exponential back-off (10 s, 20 s): a lock timeout or
+            // a database restart passes; a migration that failed three times needs a person.
             backoff_limit: Some(2),
+            // A refused downgrade fails at once: retrying cannot change the schema's age.
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![PodFailurePolicyRule {
+                    action: "FailJob".into(),
+                    on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                        container_name: Some("migrate".into()),
+                        operator: "In".into(),
+                        values: vec![EXIT_SCHEMA_NEWER],
+                    }),
+                    on_pod_conditions: None,
+                }],
+            }),
             active_deadline_seconds: Some(3600),
             // Kept a week for its logs; the status remembers the outcome after that.
             ttl_seconds_after_finished: Some(7 * 24 * 3600),
@@ -91,11 +132,31 @@ mod tests {
     fn the_job_runs_migrate_with_the_api_pod_and_is_named_by_image() {
         let defaults = Defaults::default();
         let fedi = minimal();
-        let job = build(&Ctx::new(&fedi, &defaults).unwrap(), "sum");
+        let job = build(
+            &Ctx::new(&fedi, &defaults).unwrap(),
+            "sum",
+            Phase::Pre,
+            None,
+        );
         let spec = job.spec.unwrap();
         let pod = spec.template.spec.unwrap();
         let c = &pod.containers[0];
-        assert_eq!(c.args.as_deref(), Some(&["migrate".to_string()][..]));
+        assert_eq!(
+            c.args.as_deref(),
+            Some(&["migrate".to_string(), "--pre".to_string()][..])
+        );
+        assert_eq!(
+            c.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
+        let rule = &spec.pod_failure_policy.as_ref().unwrap().rules[0];
+        assert_eq!(
+            (
+                rule.action.as_str(),
+                &rule.on_exit_codes.as_ref().unwrap().values
+            ),
+            ("FailJob", &vec![EXIT_SCHEMA_NEWER])
+        );
         assert!(c.readiness_probe.is_none() && c.ports.is_none());
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         // Same configuration as the server: the ConfigMap and the Secret references.
@@ -115,16 +176,34 @@ mod tests {
             Some(true)
         );
         let image = c.image.clone().unwrap();
-        assert_eq!(job.metadata.name.unwrap(), name("social", &image));
+        assert_eq!(
+            job.metadata.name.unwrap(),
+            name("social", Phase::Pre, None, &image)
+        );
 
         let newer = instance(json!({"domain": "social.example", "version": "9.9.9"}));
-        let job2 = build(&Ctx::new(&newer, &defaults).unwrap(), "sum");
-        assert_ne!(
-            job2.metadata.name,
-            Some(name("social", &image)),
-            "a new image, a new Job"
+        let job2 = build(
+            &Ctx::new(&newer, &defaults).unwrap(),
+            "sum",
+            Phase::Post,
+            Some(&image),
         );
-        let labels = job2.metadata.labels.unwrap();
+        let labels = job2.metadata.labels.clone().unwrap();
         assert_eq!(labels["app.kubernetes.io/version"], "9.9.9");
+        assert_eq!(labels[PHASE_LABEL], "post");
+        let new_image = format!("{}:9.9.9", defaults.image_repository);
+        assert_eq!(
+            job2.metadata.name.unwrap(),
+            name("social", Phase::Post, Some(&image), &new_image)
+        );
+        // Another phase, another origin: another Job; the same step: the same Job.
+        let names = [
+            name("social", Phase::Pre, Some(&image), &new_image),
+            name("social", Phase::Post, Some(&image), &new_image),
+            name("social", Phase::Pre, None, &new_image),
+            name("social", Phase::Pre, Some(&new_image), &image),
+        ];
+        let unique: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
     }
 }

@@ -17,6 +17,7 @@ mod redis;
 mod search;
 mod service_account;
 mod services;
+mod size;
 
 use std::collections::BTreeMap;
 
@@ -126,14 +127,60 @@ pub fn children(fedi: &FediInstance, defaults: &Defaults) -> Result<Vec<Child>, 
         out.push(Child::new(&ingress));
     }
     out.extend(http_route::build(&ctx));
+    suspension(&mut out, fedi.spec.suspend);
     Ok(out)
 }
 
-/// The migration Job for the image the spec asks for, and that image.
-pub fn migration(fedi: &FediInstance, defaults: &Defaults) -> Result<(Child, String), BuildError> {
+/// CloudNativePG's declarative hibernation: the Cluster's pods go, its volumes stay.
+pub const HIBERNATION_ANNOTATION: &str = "cnpg.io/hibernation";
+
+/// `spec.suspend` on the data services: StatefulSets and the pooler at zero, the database
+/// cluster hibernated; volumes and Secrets are untouched. The hibernation annotation is
+/// always written (`off` when running), since the apply stage never removes a field.
+fn suspension(children: &mut [Child], suspended: bool) {
+    for child in children {
+        match child.resource.kind.as_str() {
+            "StatefulSet" if suspended => child.object.data["spec"]["replicas"] = 0.into(),
+            "Pooler" if suspended => child.object.data["spec"]["instances"] = 0.into(),
+            "Cluster" if child.resource.group == database::GROUP => {
+                child
+                    .object
+                    .metadata
+                    .annotations
+                    .get_or_insert_default()
+                    .insert(
+                        HIBERNATION_ANNOTATION.into(),
+                        if suspended { "on" } else { "off" }.into(),
+                    );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The image the spec asks for.
+pub fn image(fedi: &FediInstance, defaults: &Defaults) -> String {
+    let repository = fedi
+        .spec
+        .image
+        .as_ref()
+        .and_then(|i| i.repository.clone())
+        .unwrap_or_else(|| defaults.image_repository.clone());
+    let version = fedi.spec.version.as_deref().unwrap_or(&defaults.version);
+    format!("{repository}:{version}")
+}
+
+/// The migration Job of `phase` for the image the spec asks for (coming from `from`), and
+/// that image.
+pub fn migration(
+    fedi: &FediInstance,
+    defaults: &Defaults,
+    phase: migration_job::Phase,
+    from: Option<&str>,
+) -> Result<(Child, String), BuildError> {
     let ctx = Ctx::new(fedi, defaults)?;
     let checksum = config_map::checksum(&config_map::build(&ctx));
-    let job = migration_job::build(&ctx, &checksum);
+    let job = migration_job::build(&ctx, &checksum, phase, from);
     let image = job
         .spec
         .as_ref()
@@ -309,6 +356,44 @@ mod tests {
             k.contains(&"Deployment/social-worker-federation".to_string()),
             "{k:?}"
         );
+    }
+
+    #[test]
+    fn suspension_scales_the_data_services_to_zero_and_hibernates_the_database() {
+        let mut fedi = instance(serde_json::json!({"domain": "social.example",
+            "search": {"managed": {}}}));
+        let count = |c: &[Child], kind: &str| c.iter().filter(|c| c.resource.kind == kind).count();
+        let running = children(&fedi, &Defaults::default()).unwrap();
+        fedi.spec.suspend = true;
+        let suspended = children(&fedi, &Defaults::default()).unwrap();
+        assert_eq!(count(&suspended, "StatefulSet"), 3, "redis, s3, search");
+        for (c, r) in suspended.iter().zip(&running) {
+            assert_eq!(
+                c.describe(),
+                r.describe(),
+                "the same objects, nothing deleted"
+            );
+            let data = &c.object.data;
+            match c.resource.kind.as_str() {
+                "StatefulSet" => {
+                    assert_eq!(data["spec"]["replicas"], 0, "{}", c.describe());
+                    assert!(r.object.data["spec"]["replicas"].as_i64().unwrap() > 0);
+                    // The volumes are claimed as before: suspending keeps the data.
+                    assert_eq!(
+                        data["spec"]["volumeClaimTemplates"],
+                        r.object.data["spec"]["volumeClaimTemplates"]
+                    );
+                }
+                "Pooler" => assert_eq!(data["spec"]["instances"], 0),
+                "Cluster" => {
+                    let a = |c: &Child| c.object.metadata.annotations.clone().unwrap();
+                    assert_eq!(a(c)[HIBERNATION_ANNOTATION], "on");
+                    assert_eq!(a(r)[HIBERNATION_ANNOTATION], "off");
+                }
+                "Deployment" => assert_eq!(data["spec"]["replicas"], 0),
+                _ => {}
+            }
+        }
     }
 
     #[test]

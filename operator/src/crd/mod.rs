@@ -31,7 +31,8 @@ pub use workloads::*;
     doc = "A Mastodon-compatible fediverse server and everything it runs on: one manifest, reconciled into its workloads, data services and ingress.",
     status = "FediInstanceStatus",
     printcolumn = r#"{"name":"Domain","type":"string","jsonPath":".spec.domain"}"#,
-    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
+    printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version.current"}"#,
+    printcolumn = r#"{"name":"Upgrade","type":"string","jsonPath":".status.version.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -79,6 +80,12 @@ pub struct FediInstanceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub existing_secret: Option<String>,
+
+    /// A preset of replicas and CPU/memory for the api, streamer and worker pods:
+    /// `small`, `medium` or `large`. Any replicas or resource set explicitly below wins, field
+    /// by field. Unset: one pod per role, no requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Size>,
 
     /// The REST API, OAuth and ActivityPub role.
     #[serde(default)]
@@ -148,15 +155,96 @@ pub struct FediInstanceStatus {
     /// Ready and desired pods of each workload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<ComponentStatus>,
-    /// The server version running on every pod.
+    /// The version every pod runs and the one the spec asks for; `phase` says where an
+    /// upgrade between them stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<VersionStatus>,
     /// Where the instance is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// The server image whose schema migrations have completed: the Deployments may run it.
+    /// The server image whose pre-deployment migrations have completed: the Deployments
+    /// may run it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrated_image: Option<String>,
+    /// The server image whose post-deployment migrations have completed, after every pod
+    /// ran it: the upgrade to it is finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_migrated_image: Option<String>,
+}
+
+/// Versions of the server: what runs, what is wanted.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionStatus {
+    /// The version every pod runs, its migrations done. Unset until the first install
+    /// completes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    /// The version the spec asks for.
+    pub target: String,
+    /// Where the change from `current` to `target` stands; unset when they are equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<UpgradePhase>,
+}
+
+/// The steps of an upgrade, in order; `Failed` stops it (and the fleet's rollout).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum UpgradePhase {
+    /// Waiting for a slot under the operator's `--max-concurrent-upgrades`.
+    Queued,
+    /// The pre-deployment migration Job runs; the old version serves.
+    PreMigration,
+    /// The Deployments roll to the new version.
+    RollingOut,
+    /// The post-deployment migration Job runs, every pod on the new version.
+    PostMigration,
+    /// A step failed or was refused; see the `Migrated` condition.
+    Failed,
+}
+
+impl UpgradePhase {
+    /// Holds one of the fleet's upgrade slots.
+    pub fn in_progress(self) -> bool {
+        matches!(
+            self,
+            UpgradePhase::PreMigration | UpgradePhase::RollingOut | UpgradePhase::PostMigration
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for VersionStatus {
+    /// Also reads the earlier form, a plain string (the running version), so that a status
+    /// written by an older operator is understood.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Fields {
+            #[serde(default)]
+            current: Option<String>,
+            #[serde(default)]
+            target: String,
+            #[serde(default)]
+            phase: Option<UpgradePhase>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Any {
+            Old(String),
+            New(Fields),
+        }
+        Ok(match Any::deserialize(d)? {
+            Any::Old(v) => VersionStatus {
+                current: Some(v.clone()),
+                target: v,
+                phase: None,
+            },
+            Any::New(f) => VersionStatus {
+                current: f.current,
+                target: f.target,
+                phase: f.phase,
+            },
+        })
+    }
 }
 
 /// Pods of one workload (`api`, `streamer`, `worker-<pool>`).

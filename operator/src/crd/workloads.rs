@@ -30,14 +30,15 @@ pub enum PullPolicy {
 }
 
 /// A horizontally scaled role: how many pods, how big.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentSpec {
-    /// Number of pods, when autoscaling is off.
-    #[serde(default = "default_replicas")]
+    /// Number of pods, when autoscaling is off. Unset: what `spec.size` says, else 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
-    pub replicas: i32,
-    /// CPU and memory requests and limits of each pod.
+    pub replicas: Option<i32>,
+    /// CPU and memory requests and limits of each pod. Each one set here wins over the
+    /// `spec.size` preset's; the others keep the preset's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Scale on CPU between these bounds instead of a fixed `replicas`.
@@ -45,18 +46,17 @@ pub struct ComponentSpec {
     pub autoscaling: Option<AutoscalingSpec>,
 }
 
-impl Default for ComponentSpec {
-    fn default() -> Self {
-        Self {
-            replicas: default_replicas(),
-            resources: None,
-            autoscaling: None,
-        }
-    }
-}
 
-fn default_replicas() -> i32 {
-    1
+/// A preset of replicas and resources for the server's workloads; explicit fields win.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Size {
+    /// One pod per role, small requests: a personal or small community server.
+    Small,
+    /// Two pods per role (no single point of failure), moderate requests.
+    Medium,
+    /// More pods and larger requests, for thousands of active users.
+    Large,
 }
 
 /// Horizontal autoscaling on CPU utilisation.
@@ -113,7 +113,7 @@ fn default_pools() -> Vec<WorkerPool> {
             })
             .collect(),
         concurrency: default_concurrency(),
-        replicas: default_replicas(),
+        replicas: None,
         resources: None,
         scheduler: true,
     }]
@@ -138,11 +138,12 @@ pub struct WorkerPool {
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 256))]
     pub concurrency: i32,
-    /// Number of pods.
-    #[serde(default = "default_replicas")]
+    /// Number of pods. Unset: what `spec.size` says, else 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
-    pub replicas: i32,
-    /// CPU and memory requests and limits of each pod.
+    pub replicas: Option<i32>,
+    /// CPU and memory requests and limits of each pod. Each one set here wins over the
+    /// `spec.size` preset's; the others keep the preset's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Whether this pool runs the periodic jobs (exactly one pool does).

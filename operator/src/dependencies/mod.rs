@@ -70,6 +70,21 @@ pub struct Report {
 }
 
 impl Report {
+    /// While suspended nothing is checked: the managed services are scaled to zero too.
+    pub fn suspended() -> Self {
+        let r = Readiness::waiting(
+            "Suspended",
+            "Not checked while spec.suspend is true (managed services are scaled to zero).",
+        );
+        Self {
+            database: r.clone(),
+            redis: r.clone(),
+            storage: r.clone(),
+            search: r,
+            actions: Vec::new(),
+        }
+    }
+
     pub fn conditions(&self) -> [(&'static str, &Readiness); 4] {
         [
             (DATABASE_READY, &self.database),

@@ -244,6 +244,9 @@ start_controller_manager() {
 	local gates="StaleControllerConsistencyReplicaSet=false,StaleControllerConsistencyDaemonSet=false"
 	gates+=",StaleControllerConsistencyStatefulSet=false,StaleControllerConsistencyJob=false"
 	gates+=",StaleControllerConsistencyHPA=false"
+	# The e2e suite runs fleets of instances (50 upgrading a few at a time): the defaults of
+	# 20 requests/s and 5 concurrent Job and Deployment syncs would make the controllers,
+	# not the operator, what the suite measures.
 	start kube-controller-manager "${KCM_PORT}" "${K8S_BIN_DIR}/kube-controller-manager" \
 		--kubeconfig="${kc}" \
 		--authentication-kubeconfig="${kc}" \
@@ -260,6 +263,11 @@ start_controller_manager() {
 		--service-cluster-ip-range="${SERVICE_CIDR}" \
 		--cluster-name=fedi-e2e \
 		--feature-gates="${gates}" \
+		--kube-api-qps=200 \
+		--kube-api-burst=400 \
+		--concurrent-job-syncs=20 \
+		--concurrent-deployment-syncs=20 \
+		--concurrent-replicaset-syncs=20 \
 		--profiling=false
 	wait_for kube-controller-manager "kube-controller-manager /healthz" 60 local_healthz "${KCM_PORT}"
 }
@@ -285,6 +293,7 @@ start_kwok() {
 	mkdir -p "${STATE_DIR}/kwok"
 	KWOK_WORKDIR="${STATE_DIR}/kwok" start kwok "${KWOK_PORT}" "${KWOK_BIN_DIR}/kwok" \
 		--config="${KWOK_BIN_DIR}/stages.yaml" \
+		--config="${CLUSTER_SCRIPT_DIR}/stages-e2e.yaml" \
 		--kubeconfig="${KUBECONFIG_DIR}/kwok.kubeconfig" \
 		--manage-all-nodes=false \
 		--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \

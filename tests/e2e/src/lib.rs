@@ -336,8 +336,7 @@ fn postgres_parts(url: &str) -> (String, String, String, i32, String) {
 /// and S3 (their credentials in Secrets of the namespace), so that its dependencies are
 /// really ready: the local control plane runs no real pods for managed ones.
 pub async fn use_test_services(ns: &TestNamespace, fedi: &mut FediInstance) {
-    let (user, password, host, port, database) =
-        postgres_parts(&service_env("FEDI_TEST_DATABASE_URL"));
+    let (_, password, ..) = postgres_parts(&service_env("FEDI_TEST_DATABASE_URL"));
     let secrets = ns.api::<k8s_openapi::api::core::v1::Secret>();
     for (name, data) in [
         ("test-db", json!({"password": password})),
@@ -359,6 +358,12 @@ pub async fn use_test_services(ns: &TestNamespace, fedi: &mut FediInstance) {
             .await
             .unwrap_or_else(|e| panic!("create Secret {name}: {e}"));
     }
+    use_test_services_without_secrets(ns, fedi);
+}
+
+/// `use_test_services` for a second instance in the namespace, whose Secrets exist.
+pub fn use_test_services_without_secrets(ns: &TestNamespace, fedi: &mut FediInstance) {
+    let (user, _, host, port, database) = postgres_parts(&service_env("FEDI_TEST_DATABASE_URL"));
     let services = json!({
         "database": {"external": {"host": host, "port": port, "database": database,
             "user": user, "sslmode": "disable",
@@ -435,6 +440,12 @@ pub struct Operator {
 
 impl Operator {
     pub fn shared() -> &'static Operator {
+        Self::shared_with(None)
+    }
+
+    /// The operator of this test binary with `--max-concurrent-upgrades`; the first call
+    /// in a binary decides.
+    pub fn shared_with(max_concurrent_upgrades: Option<usize>) -> &'static Operator {
         static OPERATOR: std::sync::OnceLock<Operator> = std::sync::OnceLock::new();
         OPERATOR.get_or_init(|| {
             let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -471,6 +482,7 @@ impl Operator {
                             // Tests install the Gateway API CRDs and expect it noticed quickly.
                             rediscover_every: Duration::from_secs(2),
                             watch_secrets: true,
+                            max_concurrent_upgrades,
                         },
                         std::future::pending::<()>(),
                     )
