@@ -1,6 +1,6 @@
 //! The upgrade pipeline and day-2 operations against a real API server: pre-deployment
 //! migration -> rollout -> post-deployment migration, a failed and a refused migration,
-//! suspend. kwok completes Job pods; the cluster's extra stages (cluster/stages-e2e.yaml)
+//! suspend, size presets. kwok completes Job pods; the cluster's extra stages (cluster/stages-e2e.yaml)
 //! make the migrations of two made-up versions fail the way `fedi-server migrate` does.
 
 use std::time::Duration;
@@ -389,4 +389,60 @@ async fn suspend_scales_every_workload_to_zero_keeps_the_data_and_unsuspend_rest
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_size_preset_sets_replicas_and_resources_and_explicit_fields_win() {
+    let client = client().await;
+    let (ns, api) = create_instance(&client, "size", |f| {
+        f.spec.size = Some(fedi_operator::crd::Size::Medium);
+        f.spec.streamer.replicas = Some(1);
+        f.spec.api.resources =
+            Some(serde_json::from_value(json!({"requests": {"cpu": "750m"}})).unwrap());
+    })
+    .await;
+    await_instance(&api, "minimal", TIMEOUT, "Ready", ready_at(1))
+        .await
+        .unwrap();
+    let d = ns.api::<Deployment>();
+    let shape = |d: &Deployment, which: &str, key: &str| {
+        let r = d.spec.template.spec.as_ref().unwrap().containers[0]
+            .resources
+            .clone()
+            .unwrap_or_default();
+        let map = if which == "requests" {
+            r.requests
+        } else {
+            r.limits
+        };
+        map.and_then(|m| m.get(key).map(|q| q.0.clone()))
+            .unwrap_or_default()
+    };
+    let replicas: Vec<Option<i32>> = {
+        let mut v = Vec::new();
+        for name in DEPLOYMENTS {
+            v.push(d.get(name).await.unwrap().spec.replicas);
+        }
+        v
+    };
+    assert_eq!(
+        replicas,
+        [Some(2), Some(1), Some(2)],
+        "medium, streamer explicit"
+    );
+    let api_d = d.get("minimal-api").await.unwrap();
+    assert_eq!(shape(&api_d, "requests", "cpu"), "750m", "explicit wins");
+    assert_eq!(shape(&api_d, "requests", "memory"), "768Mi", "the preset's");
+    let worker = d.get("minimal-worker-default").await.unwrap();
+    assert_eq!(shape(&worker, "limits", "memory"), "1536Mi");
+
+    merge_patch(&api, "minimal", json!({"spec": {"size": "large"}})).await;
+    await_instance(&api, "minimal", TIMEOUT, "Ready at 2", ready_at(2))
+        .await
+        .unwrap();
+    assert_eq!(d.get("minimal-api").await.unwrap().spec.replicas, Some(4));
+    assert_eq!(
+        d.get("minimal-streamer").await.unwrap().spec.replicas,
+        Some(1)
+    );
 }
