@@ -1,8 +1,8 @@
 //! The upgrade pipeline and day-2 operations against a real API server: pre-deployment
 //! migration -> rollout -> post-deployment migration, a failed and a refused migration,
-//! suspend, size presets. kwok completes Job pods; the cluster's extra stages (cluster/stages-e2e.yaml)
-//! make the migrations of two made-up versions fail the way `fedi-server migrate` does.
-
+//! suspend, size presets. kwok completes Job pods; the cluster's extra stages
+//! (cluster/stages-e2e.yaml) make the migrations of two made-up versions fail the way
+//! `fedi-server migrate` does.
 use std::time::Duration;
 
 use fedi_e2e::*;
