@@ -3,6 +3,7 @@
 //! suspend, size presets. kwok completes Job pods; the cluster's extra stages
 //! (cluster/stages-e2e.yaml) make the migrations of two made-up versions fail the way
 //! `fedi-server migrate` does.
+
 use std::time::Duration;
 
 use fedi_e2e::*;
