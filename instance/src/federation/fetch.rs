@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::http::{Method, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -145,10 +145,8 @@ impl tower_service::Service<Name> for GuardedResolver {
     }
 }
 
-type Client = hyper_util::client::legacy::Client<
-    HttpsConnector<HttpConnector<GuardedResolver>>,
-    Empty<Bytes>,
->;
+type Client =
+    hyper_util::client::legacy::Client<HttpsConnector<HttpConnector<GuardedResolver>>, Full<Bytes>>;
 
 #[derive(Clone)]
 pub struct Fetcher {
@@ -215,28 +213,39 @@ impl Fetcher {
             .map_err(|_| FetchError::Timeout)?
     }
 
-    async fn get_object_inner(&self, url: &str, signer: &Signer) -> Result<Value, FetchError> {
+    /// GETs `url`, following one redirect at most, each hop through the address checks.
+    /// Returns the final URL and its response.
+    async fn get_following(
+        &self,
+        url: &str,
+        accept: &str,
+        signer: Option<&Signer>,
+    ) -> Result<(Url, hyper::Response<Incoming>), FetchError> {
         let mut url = Url::parse(url).map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
         url.set_fragment(None);
         let mut redirects = 0;
-        let response = loop {
+        loop {
             self.check_url(&url)?;
-            let signed =
-                signatures::sign(signer, &Method::GET, &url, None, ACCEPT, SystemTime::now());
-            let request = axum::http::Request::get(url.as_str())
-                .header(header::ACCEPT, ACCEPT)
-                .header(header::HOST, &signed.host)
-                .header(header::DATE, &signed.date)
-                .header("signature", &signed.signature)
+            let mut request = axum::http::Request::get(url.as_str())
+                .header(header::ACCEPT, accept)
                 .header(
                     header::USER_AGENT,
                     concat!("fedi/", env!("CARGO_PKG_VERSION")),
-                )
-                .body(Empty::new())
+                );
+            if let Some(signer) = signer {
+                let signed =
+                    signatures::sign(signer, &Method::GET, &url, None, accept, SystemTime::now());
+                request = request
+                    .header(header::HOST, &signed.host)
+                    .header(header::DATE, &signed.date)
+                    .header("signature", &signed.signature);
+            }
+            let request = request
+                .body(Full::default())
                 .map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
             let response = self.client.request(request).await.map_err(request_error)?;
             if !response.status().is_redirection() {
-                break response;
+                return Ok((url, response));
             }
             redirects += 1;
             if redirects > 1 {
@@ -251,7 +260,26 @@ impl Fetcher {
                 .join(location)
                 .map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
             url.set_fragment(None);
-        };
+        }
+    }
+
+    /// GETs a plain JSON document (WebFinger's JRD), unsigned as WebFinger is, through the
+    /// same guards as [`Self::get_object`]; no ActivityPub checks.
+    pub async fn get_json(&self, url: &str, accept: &str) -> Result<Value, FetchError> {
+        tokio::time::timeout(TOTAL_TIMEOUT, async {
+            let (_, response) = self.get_following(url, accept, None).await?;
+            if !response.status().is_success() {
+                return Err(FetchError::Status(response.status().as_u16()));
+            }
+            let body = read_limited(response.into_body()).await?;
+            serde_json::from_slice(&body).map_err(|e| FetchError::Json(e.to_string()))
+        })
+        .await
+        .map_err(|_| FetchError::Timeout)?
+    }
+
+    async fn get_object_inner(&self, url: &str, signer: &Signer) -> Result<Value, FetchError> {
+        let (url, response) = self.get_following(url, ACCEPT, Some(signer)).await?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }
@@ -280,6 +308,56 @@ impl Fetcher {
         Ok(document)
     }
 }
+
+impl Fetcher {
+    /// POSTs an activity to an inbox, signed by `signer` over `(request-target) host date
+    /// digest content-type`, through the same address checks as fetches and within
+    /// [`TOTAL_TIMEOUT`]. Redirects are not followed (a moved inbox is the sender's problem to
+    /// learn from the actor). Returns the status; the body is discarded, read at most
+    /// [`MAX_BODY`].
+    pub async fn post_activity(
+        &self,
+        url: &str,
+        body: Bytes,
+        signer: &Signer,
+    ) -> Result<u16, FetchError> {
+        tokio::time::timeout(TOTAL_TIMEOUT, async {
+            let url = Url::parse(url).map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
+            self.check_url(&url)?;
+            let signed = signatures::sign(
+                signer,
+                &Method::POST,
+                &url,
+                Some(&body),
+                ACTIVITY_JSON,
+                SystemTime::now(),
+            );
+            let request = axum::http::Request::post(url.as_str())
+                .header(header::CONTENT_TYPE, ACTIVITY_JSON)
+                .header(header::HOST, &signed.host)
+                .header(header::DATE, &signed.date)
+                .header("digest", signed.digest.as_deref().unwrap_or_default())
+                .header("signature", &signed.signature)
+                .header(
+                    header::USER_AGENT,
+                    concat!("fedi/", env!("CARGO_PKG_VERSION")),
+                )
+                .body(Full::new(body))
+                .map_err(|e| FetchError::InvalidUrl(e.to_string()))?;
+            let response = self.client.request(request).await.map_err(request_error)?;
+            let status = response.status().as_u16();
+            // Read (bounded) so the connection can go back to the pool; a peer answering
+            // with a huge body only loses its connection.
+            let _ = read_limited(response.into_body()).await;
+            Ok(status)
+        })
+        .await
+        .map_err(|_| FetchError::Timeout)?
+    }
+}
+
+/// The content type of the activities we send.
+pub const ACTIVITY_JSON: &str = "application/activity+json";
 
 /// The resolver's refusal arrives wrapped in the client's connect error.
 fn request_error(e: hyper_util::client::legacy::Error) -> FetchError {

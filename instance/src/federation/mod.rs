@@ -1,6 +1,7 @@
 //! ActivityPub federation, our own (the licence rules out the AGPL crates of this field):
 //! actor keys, HTTP Signatures, the documents peers fetch, and the inbox.
 
+pub mod delivery;
 pub mod documents;
 pub mod fetch;
 mod inbox;
@@ -8,6 +9,7 @@ mod ingress;
 pub mod keys;
 pub mod remote;
 pub mod remote_keys;
+pub mod resolve;
 mod routes;
 pub mod signatures;
 pub mod urls;

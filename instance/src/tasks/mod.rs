@@ -14,4 +14,5 @@ pub fn register(registry: &mut crate::jobs::Registry) {
     maintenance::register(registry);
     polls::register(registry);
     crate::search::jobs::register(registry);
+    crate::federation::delivery::register(registry);
 }

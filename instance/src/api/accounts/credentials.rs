@@ -253,6 +253,8 @@ pub async fn update(
             return Err(e.into());
         }
     }
+    let profile = crate::federation::delivery::Outgoing::Profile { account_id };
+    crate::federation::delivery::send(&state, profile).await;
     own_account(&state, account_id).await
 }
 

@@ -67,15 +67,25 @@ pub async fn lookup(
     if username.is_empty() {
         return Err(ApiError::NotFound);
     }
+    // A remote account unknown here is looked up on its server (Mastodon's
+    // `ResolveAccountService`); a known one is answered from the database.
+    let remote_id = match &domain {
+        Some(domain) => crate::federation::resolve::account_by_acct(&state, username, domain)
+            .await?
+            .ok_or(ApiError::NotFound)?,
+        None => 0,
+    };
     let row: Option<AccountRow> = sqlx::query_as(concat!(
         "SELECT ",
         account_columns!(),
-        " FROM accounts a WHERE lower(a.username) = lower($1) \
-          AND coalesce(a.domain, '') = coalesce($2, '') AND a.suspended_at IS NULL"
+        " FROM accounts a WHERE (CASE WHEN $2 THEN a.id = $3 \
+                                 ELSE lower(a.username) = lower($1) AND a.domain IS NULL END) \
+          AND a.suspended_at IS NULL"
     ))
     .bind(username)
-    .bind(domain)
-    .fetch_optional(state.db.reader())
+    .bind(domain.is_some())
+    .bind(remote_id)
+    .fetch_optional(state.db.primary())
     .await?;
     let row = row.ok_or(ApiError::NotFound)?;
     Ok(Json(account_json(&row, &state)))

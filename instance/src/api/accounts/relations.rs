@@ -1,7 +1,7 @@
 //! Follows, follow requests, blocks and mutes: the actions, and the lists that show them.
 //!
-//! Only local effects so far: following a remote account records a follow request that the
-//! federation issue will deliver as a `Follow` activity.
+//! Following a remote account records a follow request, sent as a `Follow` activity; its
+//! server's `Accept` turns it into a follow.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -20,6 +20,7 @@ use crate::api::pagination::{Page, PageQuery, link_header};
 use crate::api::params::{Params, flex};
 use crate::api::timelines::feed;
 use crate::auth::{Auth, MaybeAuth};
+use crate::federation::delivery::{IncomingFollow, Outgoing};
 use crate::state::AppState;
 use crate::tasks::timeline::Relation;
 
@@ -141,6 +142,14 @@ pub async fn follow(
         .await?;
     tx.commit().await?;
     feed::invalidate(&state, me).await;
+    if !following && target.domain.is_some() {
+        let follow = Outgoing::Follow {
+            account_id: me,
+            target_id: target.id,
+            undo: false,
+        };
+        crate::federation::delivery::send(&state, follow).await;
+    }
     if !following {
         notify(
             &state,
@@ -171,6 +180,14 @@ pub async fn unfollow(
     .execute(state.db.primary())
     .await?;
     crate::tasks::timeline::enqueue_relation(&state, Relation::Unfollow, me, target.id).await;
+    if target.domain.is_some() {
+        let undo = Outgoing::Follow {
+            account_id: me,
+            target_id: target.id,
+            undo: true,
+        };
+        crate::federation::delivery::send(&state, undo).await;
+    }
     relationship(state.db.primary(), me, target.id).await
 }
 
@@ -203,6 +220,14 @@ pub async fn block(
     .await?;
     tx.commit().await?;
     crate::tasks::timeline::enqueue_relation(&state, Relation::Block, me, target.id).await;
+    if target.domain.is_some() {
+        let block = Outgoing::Block {
+            account_id: me,
+            target_id: target.id,
+            undo: false,
+        };
+        crate::federation::delivery::send(&state, block).await;
+    }
     relationship(state.db.primary(), me, target.id).await
 }
 
@@ -219,6 +244,14 @@ pub async fn unblock(
         .bind(target.id)
         .execute(state.db.primary())
         .await?;
+    if target.domain.is_some() {
+        let undo = Outgoing::Block {
+            account_id: me,
+            target_id: target.id,
+            undo: true,
+        };
+        crate::federation::delivery::send(&state, undo).await;
+    }
     relationship(state.db.primary(), me, target.id).await
 }
 
@@ -296,30 +329,42 @@ pub async fn authorize(
     let requester = parse_id(&id)?;
     let mut tx = state.db.primary().begin().await?;
     lock_pair(&mut tx, me, requester).await?;
-    let request: Option<(bool, bool, Option<Vec<String>>)> = sqlx::query_as(
+    // show_reblogs, notify, languages, and the Follow's id for a remote requester.
+    type Request = (bool, bool, Option<Vec<String>>, Option<String>);
+    let request: Option<Request> = sqlx::query_as(
         "DELETE FROM follow_requests WHERE account_id = $1 AND target_account_id = $2 \
-         RETURNING show_reblogs, notify, languages",
+         RETURNING show_reblogs, notify, languages, uri",
     )
     .bind(requester)
     .bind(me)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((show_reblogs, notify, languages)) = request else {
+    let Some((show_reblogs, notify, languages, uri)) = request else {
         return Err(ApiError::NotFound);
     };
     sqlx::query(
-        "INSERT INTO follows (account_id, target_account_id, show_reblogs, notify, languages) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, target_account_id) DO NOTHING",
+        "INSERT INTO follows (account_id, target_account_id, show_reblogs, notify, languages, uri) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id, target_account_id) DO NOTHING",
     )
     .bind(requester)
     .bind(me)
     .bind(show_reblogs)
     .bind(notify)
     .bind(languages)
+    .bind(&uri)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     feed::invalidate(&state, requester).await;
+    // A remote requester's server learns of it by an Accept of its Follow.
+    if let Some(uri) = uri {
+        let follow = IncomingFollow {
+            follower_id: requester,
+            target_id: me,
+            uri,
+        };
+        crate::federation::delivery::accept_follow(&state, &follow).await;
+    }
     relationship(state.db.primary(), me, requester).await
 }
 
@@ -331,14 +376,24 @@ pub async fn reject(
     auth.require("write:follows")?;
     let me = auth.user()?.account_id;
     let requester = parse_id(&id)?;
-    let deleted =
-        sqlx::query("DELETE FROM follow_requests WHERE account_id = $1 AND target_account_id = $2")
-            .bind(requester)
-            .bind(me)
-            .execute(state.db.primary())
-            .await?;
-    if deleted.rows_affected() == 0 {
+    let deleted: Option<Option<String>> = sqlx::query_scalar(
+        "DELETE FROM follow_requests WHERE account_id = $1 AND target_account_id = $2 \
+         RETURNING uri",
+    )
+    .bind(requester)
+    .bind(me)
+    .fetch_optional(state.db.primary())
+    .await?;
+    let Some(uri) = deleted else {
         return Err(ApiError::NotFound);
+    };
+    if let Some(uri) = uri {
+        let follow = IncomingFollow {
+            follower_id: requester,
+            target_id: me,
+            uri,
+        };
+        crate::federation::delivery::reject_follow(&state, &follow).await;
     }
     relationship(state.db.primary(), me, requester).await
 }

@@ -6,7 +6,8 @@
 //! OpenSearch backend slots in there). Which kinds a query searches follows Mastodon's
 //! `SearchService`: `#tag` searches no accounts, `user@domain` no hashtags, and statuses are
 //! searched for signed-in users only. With `resolve`, the instance's own URLs and accounts
-//! are resolved locally; remote ones wait for federation. `/api/v1/search` is gone in
+//! are resolved locally; other servers' accounts (`user@domain`, actor URLs) through
+//! WebFinger and a fetch of the actor. `/api/v1/search` is gone in
 //! Mastodon 4 and is not served.
 
 mod backend;
@@ -192,6 +193,9 @@ pub async fn search(
     if wants(Kind::Accounts) && !q.starts_with('#') && !(q.contains('@') && q.contains(' ')) {
         let rows = search_accounts(&state, viewer, q, p.following, limit, offset).await?;
         results.accounts = rows.iter().map(|r| account_json(r, &state)).collect();
+        if p.resolve && offset == 0 && results.accounts.is_empty() {
+            results.accounts.extend(resolve_acct(&state, q).await?);
+        }
     }
     if let Some(viewer) = viewer.filter(|_| wants(Kind::Statuses)) {
         let query = StatusQuery::parse(q);
@@ -313,9 +317,38 @@ async fn resolve_url(
                 .filter(|s| s.account.username.eq_ignore_ascii_case(&user))
                 .collect();
         }
+        None if wants(Kind::Accounts) => {
+            if let Some(id) = crate::federation::resolve::account_by_url(state, q).await? {
+                results.accounts.extend(account_by_id(state, id).await?);
+            }
+        }
         _ => {}
     }
     Ok(())
+}
+
+/// `user@domain` (or `@user@domain`) of another server, found through WebFinger.
+async fn resolve_acct(state: &AppState, q: &str) -> Result<Option<Account>, ApiError> {
+    let (username, domain) = split_acct(q, &state.config.domain);
+    let Some(domain) = domain.filter(|_| !username.is_empty() && !q.contains(' ')) else {
+        return Ok(None);
+    };
+    match crate::federation::resolve::account_by_acct(state, username, &domain).await? {
+        Some(id) => account_by_id(state, id).await,
+        None => Ok(None),
+    }
+}
+
+async fn account_by_id(state: &AppState, id: i64) -> Result<Option<Account>, ApiError> {
+    let row: Option<AccountRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM accounts a WHERE a.id = $1 AND a.suspended_at IS NULL"
+    ))
+    .bind(id)
+    .fetch_optional(state.db.primary())
+    .await?;
+    Ok(row.map(|r| account_json(&r, state)))
 }
 
 #[cfg(test)]

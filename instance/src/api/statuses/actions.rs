@@ -13,6 +13,7 @@ use crate::api::instance::limits;
 use crate::api::notifications::{Cause, notify};
 use crate::api::params::Params;
 use crate::auth::Auth;
+use crate::federation::delivery::Outgoing;
 use crate::state::AppState;
 
 /// The status acted upon: a reblog stands for the status it shares, whose id clients
@@ -55,6 +56,12 @@ pub async fn favourite(
             },
         )
         .await;
+        let like = Outgoing::Like {
+            account_id: me,
+            status_id: status.id,
+            undo: false,
+        };
+        crate::federation::delivery::send(&state, like).await;
     }
     Ok(Json(status_json(&state, status.id, Some(me)).await?))
 }
@@ -66,14 +73,23 @@ pub async fn unfavourite(
 ) -> Result<Json<Status>, ApiError> {
     let me = me(&auth, "write:favourites")?;
     let id = parse_id(&id)?;
-    sqlx::query(
+    let removed: Option<i64> = sqlx::query_scalar(
         "DELETE FROM favourites WHERE account_id = $1 \
-           AND status_id = coalesce((SELECT reblog_of_id FROM statuses WHERE id = $2), $2)",
+           AND status_id = coalesce((SELECT reblog_of_id FROM statuses WHERE id = $2), $2) \
+         RETURNING status_id",
     )
     .bind(me)
     .bind(id)
-    .execute(state.db.primary())
+    .fetch_optional(state.db.primary())
     .await?;
+    if let Some(status_id) = removed {
+        let undo = Outgoing::Like {
+            account_id: me,
+            status_id,
+            undo: true,
+        };
+        crate::federation::delivery::send(&state, undo).await;
+    }
     let status = target(&state, &id.to_string(), me).await?;
     after_undo(&state, status.id, me).await
 }
@@ -182,6 +198,10 @@ pub async fn reblog(
             .await?;
     crate::tasks::timeline::enqueue_fan_out(&state, reblog_id).await;
     if added.rows_affected() > 0 {
+        let announce = Outgoing::Status {
+            status_id: reblog_id,
+        };
+        crate::federation::delivery::send(&state, announce).await;
         notify(&state, Cause::Reblog { reblog: reblog_id }).await;
     }
     Ok(Json(status_json(&state, reblog_id, Some(me)).await?))
@@ -206,9 +226,12 @@ pub async fn unreblog(
             .bind(original.0)
             .fetch_optional(state.db.primary())
             .await?;
-    let removal = match reblog {
-        Some(reblog) => crate::tasks::timeline::prepare_removal(&state, reblog).await,
-        None => None,
+    let (removal, federated) = match reblog {
+        Some(reblog) => (
+            crate::tasks::timeline::prepare_removal(&state, reblog).await,
+            crate::federation::delivery::prepare_delete(&state, reblog).await,
+        ),
+        None => (None, None),
     };
     sqlx::query("DELETE FROM statuses WHERE account_id = $1 AND reblog_of_id = $2")
         .bind(me)
@@ -216,6 +239,9 @@ pub async fn unreblog(
         .execute(state.db.primary())
         .await?;
     crate::tasks::timeline::enqueue_removal(&state, removal).await;
+    if let Some(federated) = federated {
+        crate::federation::delivery::send(&state, federated).await;
+    }
     let status = target(&state, &original.0.to_string(), me).await?;
     after_undo(&state, status.id, me).await
 }

@@ -21,6 +21,7 @@ use crate::api::notifications::{Cause, notify};
 use crate::api::params::{Params, flex};
 use crate::api::polls;
 use crate::auth::Auth;
+use crate::federation::delivery::Outgoing;
 use crate::state::AppState;
 use crate::text::{self, MentionTarget};
 
@@ -469,6 +470,7 @@ pub async fn create(
     }
     let id = result?;
     crate::tasks::timeline::enqueue_fan_out(&state, id).await;
+    crate::federation::delivery::send(&state, Outgoing::Status { status_id: id }).await;
     crate::search::jobs::enqueue_status(&state, id).await;
     crate::tasks::polls::schedule(&state, id).await;
     notify(&state, Cause::Posted { status: id }).await;
@@ -674,6 +676,7 @@ pub async fn edit(
     snapshot(&mut tx, id, me, false).await?;
     tx.commit().await?;
     crate::tasks::timeline::enqueue_update(&state, id).await;
+    crate::federation::delivery::send(&state, Outgoing::StatusUpdate { status_id: id }).await;
     crate::search::jobs::enqueue_status(&state, id).await;
     crate::tasks::polls::schedule(&state, id).await;
     notify(&state, Cause::Edited { status: id }).await;
@@ -700,12 +703,16 @@ pub async fn delete(
     let mut status = status_json(&state, id, Some(me)).await?;
     // While the rows still say whose feeds hold the status and its reblogs.
     let removal = crate::tasks::timeline::prepare_removal(&state, id).await;
+    let federated = crate::federation::delivery::prepare_delete(&state, id).await;
     sqlx::query("DELETE FROM statuses WHERE id = $1")
         .bind(id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     crate::tasks::timeline::enqueue_removal(&state, removal).await;
+    if let Some(federated) = federated {
+        crate::federation::delivery::send(&state, federated).await;
+    }
     crate::search::jobs::enqueue_status(&state, id).await;
     status.text = Some(text);
     Ok(Json(status))
