@@ -651,3 +651,112 @@ async fn search_resolves_remote_accounts_by_handle_and_by_url() {
         .json();
     assert_eq!(unknown["accounts"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn likes_boosts_edits_blocks_and_profile_changes_are_sent() {
+    let ours = start().await;
+    let remote = Remote::start().await;
+    let lena = remote.actor("lena", true);
+    let lena_id = ours.resolve(&remote, "lena").await;
+    ours.followed_by(lena_id).await;
+    // A status of lena's, as the inbox stores one.
+    let note_uri = format!("{lena}/statuses/1");
+    let status: i64 = sqlx::query_scalar(
+        "INSERT INTO statuses (account_id, uri, content_html, visibility, local) \
+         VALUES ($1, $2, '<p>hi</p>', 'public', false) RETURNING id",
+    )
+    .bind(lena_id)
+    .bind(&note_uri)
+    .fetch_one(&ours.pg().await)
+    .await
+    .unwrap();
+
+    // A like goes to the author only, at her own inbox.
+    ours.post(&format!("/api/v1/statuses/{status}/favourite"), json!({}))
+        .await
+        .expect(200);
+    let likes = remote.wait_for("Like", 1, Duration::from_secs(30)).await;
+    assert_eq!(likes[0].path, "/users/lena/inbox");
+    assert_eq!(likes[0].activity()["object"], note_uri);
+    ours.post(&format!("/api/v1/statuses/{status}/unfavourite"), json!({}))
+        .await
+        .expect(200);
+    let undo = remote.wait_for("Undo", 1, Duration::from_secs(30)).await[0].activity();
+    assert_eq!(undo["object"]["type"], "Like");
+    assert_eq!(undo["object"]["id"], likes[0].activity()["id"]);
+
+    // A boost is announced to the followers (and the author): one shared inbox here.
+    let reblog = ours
+        .post(&format!("/api/v1/statuses/{status}/reblog"), json!({}))
+        .await
+        .expect(200)
+        .json();
+    let announces = remote
+        .wait_for("Announce", 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(announces[0].path, "/inbox");
+    let announce = announces[0].activity();
+    assert_eq!(announce["object"], note_uri);
+    assert_eq!(announce["to"], json!([PUBLIC]));
+    assert!(announce["cc"].as_array().unwrap().contains(&json!(lena)));
+    ours.post(&format!("/api/v1/statuses/{status}/unreblog"), json!({}))
+        .await
+        .expect(200);
+    let undos = remote.wait_for("Undo", 2, Duration::from_secs(30)).await;
+    let undo = undos[1].activity();
+    assert_eq!(undo["object"]["type"], "Announce");
+    assert_eq!(undo["object"]["id"], announce["id"]);
+    let _ = reblog;
+
+    // An edit is an Update of the Note.
+    let id = ours.post_status("Frist", "public").await;
+    remote.wait_for("Create", 1, Duration::from_secs(30)).await;
+    let reply = reqwest::Client::new()
+        .put(format!("{}/api/v1/statuses/{id}", ours.api.base_url))
+        .bearer_auth(&ours.token)
+        .json(&json!({"status": "First"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let updates = remote.wait_for("Update", 1, Duration::from_secs(30)).await;
+    let update = updates[0].activity();
+    assert_eq!(update["object"]["type"], "Note");
+    assert!(
+        update["object"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("First")
+    );
+    assert!(update["object"]["updated"].is_string());
+
+    // A profile change is an Update of the actor, with its key.
+    let reply = reqwest::Client::new()
+        .patch(format!(
+            "{}/api/v1/accounts/update_credentials",
+            ours.api.base_url
+        ))
+        .bearer_auth(&ours.token)
+        .json(&json!({"display_name": "Alice A."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let updates = remote.wait_for("Update", 2, Duration::from_secs(30)).await;
+    let person = &updates[1].activity()["object"];
+    assert_eq!(person["type"], "Person");
+    assert_eq!(person["name"], "Alice A.");
+    assert!(person["publicKey"]["publicKeyPem"].is_string());
+
+    // A block goes to the blocked account.
+    ours.post(&format!("/api/v1/accounts/{lena_id}/block"), json!({}))
+        .await
+        .expect(200);
+    let blocks = remote.wait_for("Block", 1, Duration::from_secs(30)).await;
+    assert_eq!(blocks[0].path, "/users/lena/inbox");
+    assert_eq!(blocks[0].activity()["object"], lena);
+    let key = ours.alice_key().await;
+    for got in remote.received() {
+        assert_signed(&ours, &remote, &got, &key);
+    }
+}

@@ -89,6 +89,7 @@ pub struct StatusRow {
     pub reblogged_uri: Option<String>,
     pub reblogged_username: Option<String>,
     pub reblogged_domain: Option<String>,
+    pub reblogged_actor_uri: Option<String>,
 }
 
 macro_rules! status_select {
@@ -98,7 +99,7 @@ macro_rules! status_select {
                 p.id AS parent_id, p.uri AS parent_uri, pa.username AS parent_username, \
                 pa.domain AS parent_domain, \
                 r.uri AS reblogged_uri, ra.username AS reblogged_username, \
-                ra.domain AS reblogged_domain \
+                ra.domain AS reblogged_domain, ra.uri AS reblogged_actor_uri \
          FROM statuses s JOIN accounts a ON a.id = s.account_id \
          LEFT JOIN statuses p ON p.id = s.in_reply_to_id \
          LEFT JOIN accounts pa ON pa.id = p.account_id \
@@ -165,8 +166,8 @@ struct MediaRow {
 /// The `Note` of a status that is not a reblog.
 pub async fn note(state: &AppState, row: &StatusRow) -> Result<Value, sqlx::Error> {
     let db = state.db.reader();
-    let mentioned: Vec<(String, Option<String>)> = sqlx::query_as(
-        "SELECT a.username, a.domain FROM mentions m JOIN accounts a ON a.id = m.account_id \
+    let mentioned: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT a.username, a.domain, a.uri FROM mentions m JOIN accounts a ON a.id = m.account_id \
          WHERE m.status_id = $1 ORDER BY m.id",
     )
     .bind(row.id)
@@ -192,7 +193,12 @@ pub async fn note(state: &AppState, row: &StatusRow) -> Result<Value, sqlx::Erro
     let id = urls::status(state, &row.username, row.id);
     let mention_uris: Vec<String> = mentioned
         .iter()
-        .map(|(u, d)| urls::account_actor(state, u, d.as_deref()))
+        // A remote actor's id is the one it was fetched with (not every server uses
+        // Mastodon's `/users/name`).
+        .map(|(u, d, uri)| {
+            uri.clone()
+                .unwrap_or_else(|| urls::account_actor(state, u, d.as_deref()))
+        })
         .collect();
     let visibility = Visibility::parse(&row.visibility).unwrap_or(Visibility::Direct);
     let (to, cc) = addressing(
@@ -211,7 +217,7 @@ pub async fn note(state: &AppState, row: &StatusRow) -> Result<Value, sqlx::Erro
     let mut tag: Vec<Value> = mentioned
         .iter()
         .zip(&mention_uris)
-        .map(|((u, d), href)| {
+        .map(|((u, d, _), href)| {
             let name = format!("@{u}@{}", d.as_deref().unwrap_or(&state.config.domain));
             json!({"type": "Mention", "href": href, "name": name})
         })
@@ -281,10 +287,11 @@ pub async fn activity(state: &AppState, row: &StatusRow) -> Result<Value, sqlx::
             (None, Some(u)) => urls::status(state, u, reblogged),
             (None, None) => String::new(),
         };
-        let author = row
-            .reblogged_username
-            .as_deref()
-            .map(|u| urls::account_actor(state, u, row.reblogged_domain.as_deref()));
+        let author = row.reblogged_actor_uri.clone().or_else(|| {
+            row.reblogged_username
+                .as_deref()
+                .map(|u| urls::account_actor(state, u, row.reblogged_domain.as_deref()))
+        });
         let visibility = Visibility::parse(&row.visibility).unwrap_or(Visibility::Direct);
         let (to, mut cc) = addressing(visibility, &urls::followers(state, &row.username), &[]);
         cc.extend(author);
