@@ -3,6 +3,7 @@
 mod accounts;
 pub(crate) mod conversations;
 mod domain_blocks;
+pub(crate) mod filters;
 pub mod entities;
 mod error;
 pub(crate) mod health;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(timelines::routes())
         .merge(conversations::routes())
         .merge(domain_blocks::routes())
+        .merge(filters::routes())
         .merge(lists::routes())
         .merge(search::routes())
         .merge(notifications::routes())

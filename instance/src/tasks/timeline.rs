@@ -265,6 +265,8 @@ fn anonymous(mut s: Status) -> Status {
     s.bookmarked = None;
     s.pinned = None;
     s.application = None;
+    // Rendered as the author, it would carry the author's own filter matches.
+    s.filtered = Vec::new();
     s.reblog = s.reblog.map(|r| Box::new(anonymous(*r)));
     s
 }

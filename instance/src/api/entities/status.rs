@@ -314,6 +314,7 @@ pub async fn load_statuses_from(
         .collect();
 
     let polls = load_polls(db, &status_ids, viewer).await?;
+    let filters = crate::api::filters::matching::Filters::of(db, viewer).await?;
 
     let build = |row: &StatusRow, reblog: Option<Box<Status>>| -> Option<Status> {
         let account = accounts.get(&row.account_id)?.clone();
@@ -331,6 +332,15 @@ pub async fn load_statuses_from(
                 );
                 (activity.clone(), Some(activity))
             }
+        };
+        // A reblog is filtered as what it shares, as in Mastodon.
+        let filtered = match &reblog {
+            Some(original) => original.filtered.clone(),
+            None => filters
+                .results(row.id, &row.spoiler_text, &row.content_html)
+                .iter()
+                .map(|r| serde_json::to_value(r).expect("entity serializes"))
+                .collect(),
         };
         Some(Status {
             id: row.id.to_string(),
@@ -372,7 +382,7 @@ pub async fn load_statuses_from(
                 }),
                 _ => None,
             },
-            filtered: Vec::new(),
+            filtered,
             text: None,
         })
     };
