@@ -5,7 +5,7 @@ pub mod delivery;
 pub mod documents;
 pub mod fetch;
 mod inbox;
-mod ingress;
+pub mod ingress;
 pub mod keys;
 pub mod remote;
 pub mod remote_keys;

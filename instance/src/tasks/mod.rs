@@ -13,6 +13,7 @@ pub fn register(registry: &mut crate::jobs::Registry) {
     mail::register(registry);
     maintenance::register(registry);
     polls::register(registry);
+    crate::federation::ingress::register(registry);
     crate::search::jobs::register(registry);
     crate::federation::delivery::register(registry);
 }

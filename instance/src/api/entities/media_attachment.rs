@@ -14,7 +14,7 @@ use crate::state::AppState;
 macro_rules! media_columns {
     () => {
         "id, account_id, status_id, type, file_key, preview_key, thumbnail_key, meta, \
-         description, blurhash, state"
+         description, blurhash, state, remote_url, preview_remote_url"
     };
 }
 pub(crate) use media_columns;
@@ -34,6 +34,9 @@ pub struct MediaRow {
     pub blurhash: Option<String>,
     /// 'processing', 'ready' or 'failed'.
     pub state: String,
+    /// Remote attachments: where their author's server keeps them (no file of ours).
+    pub remote_url: Option<String>,
+    pub preview_remote_url: Option<String>,
 }
 
 impl MediaRow {
@@ -79,10 +82,13 @@ pub fn media_json(row: &MediaRow, state: &AppState) -> MediaAttachment {
     MediaAttachment {
         id: row.id.to_string(),
         kind: row.kind.clone(),
-        url: file_url,
-        preview_url: url(&row.thumbnail_key).or_else(|| url(&row.preview_key)),
-        remote_url: None,
-        preview_remote_url: None,
+        url: file_url.or_else(|| row.remote_url.clone()),
+        preview_url: url(&row.thumbnail_key)
+            .or_else(|| url(&row.preview_key))
+            .or_else(|| row.preview_remote_url.clone())
+            .or_else(|| row.remote_url.clone().filter(|_| row.kind == "image")),
+        remote_url: row.remote_url.clone(),
+        preview_remote_url: row.preview_remote_url.clone(),
         text_url: None,
         meta,
         description: (!row.description.is_empty()).then(|| row.description.clone()),

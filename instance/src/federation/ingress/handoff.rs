@@ -3,11 +3,9 @@
 
 use serde_json::{Value, json};
 
+use super::JOB_KIND;
 use crate::jobs::{self, Queue};
 use crate::state::AppState;
-
-/// The job kind the ingress worker registers.
-pub const JOB_KIND: &str = "federation.ingress";
 
 /// Queues a verified activity: `signer` is the actor whose key verified it (already
 /// checked to be the activity's actor), `inbox_account` the local account whose personal
