@@ -489,3 +489,59 @@ async fn changes_send_filters_changed_on_the_owners_stream() {
     }
     listener.join().unwrap();
 }
+
+#[tokio::test]
+async fn hide_filters_drop_statuses_from_the_timelines_of_their_contexts() {
+    let api = Api::start().await;
+    let alice = api.user_with("alice", "read write follow").await;
+    let bob = api.user_with("bob", "read write").await;
+    api.ok(
+        "POST",
+        &format!("/api/v1/accounts/{}/follow", bob.id),
+        &alice,
+        None,
+    )
+    .await;
+    let spoiler = api
+        .post_status(&bob, "the ending of the film", "public")
+        .await;
+    let plain = api.post_status(&bob, "nice weather", "public").await;
+    let ids = |v: Value| -> Vec<String> { v.as_array().unwrap().iter().map(id).collect() };
+    api.ok(
+        "POST",
+        "/api/v2/filters",
+        &alice,
+        Some(
+            json!({"title": "Spoilers", "context": ["public"], "filter_action": "hide",
+                    "keywords_attributes": [{"keyword": "ending"}]}),
+        ),
+    )
+    .await;
+    let public = api
+        .ok("GET", "/api/v1/timelines/public", &alice, None)
+        .await;
+    assert_eq!(ids(public), vec![plain.clone()], "hidden in public");
+    let public = api.ok("GET", "/api/v1/timelines/public", &bob, None).await;
+    assert_eq!(
+        ids(public),
+        vec![plain.clone(), spoiler.clone()],
+        "not for bob"
+    );
+    // Home is not among the filter's contexts: there it is only marked.
+    let home = api.ok("GET", "/api/v1/timelines/home", &alice, None).await;
+    assert_eq!(ids(home.clone()), vec![plain.clone(), spoiler.clone()]);
+    assert_eq!(home[1]["filtered"][0]["filter"]["filter_action"], "hide");
+    // A warn filter in home marks without hiding; a hide filter in home hides.
+    api.ok(
+        "POST",
+        "/api/v2/filters",
+        &alice,
+        Some(
+            json!({"title": "Weather", "context": ["home"], "filter_action": "hide",
+                    "keywords_attributes": [{"keyword": "weather"}]}),
+        ),
+    )
+    .await;
+    let home = api.ok("GET", "/api/v1/timelines/home", &alice, None).await;
+    assert_eq!(ids(home), vec![spoiler.clone()]);
+}

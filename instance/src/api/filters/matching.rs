@@ -85,6 +85,25 @@ fn contains(hay: &str, needle: &str, whole_word: bool) -> bool {
     })
 }
 
+/// `statuses` without those a `hide` filter of the viewer matches in `context` (the view
+/// being served: `home`, `public`, ...); `warn` matches stay, with their results.
+pub fn drop_hidden(
+    statuses: Vec<crate::api::entities::status::Status>,
+    context: &str,
+) -> Vec<crate::api::entities::status::Status> {
+    statuses
+        .into_iter()
+        .filter(|s| {
+            !s.filtered.iter().any(|r| {
+                r["filter"]["filter_action"] == "hide"
+                    && r["filter"]["context"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().any(|c| c == context))
+            })
+        })
+        .collect()
+}
+
 /// The text of sanitized status HTML: tags dropped (paragraphs and line breaks become
 /// newlines), the entities the sanitizer writes decoded.
 fn plain_text(html: &str) -> String {

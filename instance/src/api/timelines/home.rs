@@ -107,5 +107,6 @@ pub async fn home(
         ids.reverse();
     }
     let statuses = load_statuses(&state, &ids, Some(me)).await?;
+    let statuses = crate::api::filters::matching::drop_hidden(statuses, "home");
     Ok(paged(&state, &uri, &ids, statuses))
 }

@@ -138,6 +138,7 @@ async fn public_page(
         ids.reverse();
     }
     let statuses = load_statuses(state, &ids, viewer).await?;
+    let statuses = crate::api::filters::matching::drop_hidden(statuses, "public");
     Ok(paged(state, uri, &ids, statuses))
 }
 
