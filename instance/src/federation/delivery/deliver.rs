@@ -1,11 +1,13 @@
 //! The `federation.deliver` job: one activity POSTed to one inbox, signed by its actor.
 
+use std::time::Instant;
+
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::{info, warn};
 
-use super::failures;
+use super::{breaker, failures};
 use crate::federation::fetch::FetchError;
 use crate::federation::keys::{self, Signer};
 use crate::federation::urls;
@@ -74,6 +76,13 @@ pub async fn run(state: AppState, args: Value) -> Result<(), JobError> {
         info!(%domain, "delivery dropped: domain unavailable");
         return Ok(());
     }
+    let breakers = breaker::breakers();
+    if !breakers.allows(&job.inbox, Instant::now()) {
+        return Err(JobError::retry(anyhow::anyhow!(
+            "{}: circuit open after repeated failures",
+            job.inbox
+        )));
+    }
     let signer = signer(&state, job.account_id).await?;
     let body = Bytes::from(serde_json::to_vec(&job.activity)?);
     let fetcher = crate::federation::fetcher(&state)?;
@@ -85,6 +94,7 @@ pub async fn run(state: AppState, args: Value) -> Result<(), JobError> {
             return Err(JobError::permanent(e));
         }
         Err(e) => {
+            breakers.failure(&job.inbox, Instant::now());
             failures::record_failure(&state.db, &domain).await?;
             return Err(JobError::retry(anyhow::anyhow!(
                 "delivery to {} failed: {e}",
@@ -92,6 +102,10 @@ pub async fn run(state: AppState, args: Value) -> Result<(), JobError> {
             )));
         }
     };
+    match outcome(status) {
+        Outcome::Failed => breakers.failure(&job.inbox, Instant::now()),
+        Outcome::Delivered | Outcome::Refused => breakers.success(&job.inbox),
+    }
     match outcome(status) {
         Outcome::Delivered => {
             failures::reset(&state.db, &domain).await?;

@@ -1,10 +1,11 @@
 //! Outgoing federation: local actions become activities (`outgoing`), delivered one job per
-//! inbox (`deliver`), signed by their actor, with Mastodon's retry policy and per-domain
-//! failure tracking (`failures`).
+//! inbox (`deliver`), signed by their actor, with Mastodon's retry policy, a circuit breaker
+//! per inbox (`breaker`) and per-domain failure tracking (`failures`).
 //!
 //! The API calls the functions here after its transaction commits; they only queue a job.
 
 mod activities;
+mod breaker;
 pub mod deliver;
 pub mod failures;
 mod outgoing;
