@@ -545,3 +545,54 @@ async fn hide_filters_drop_statuses_from_the_timelines_of_their_contexts() {
     let home = api.ok("GET", "/api/v1/timelines/home", &alice, None).await;
     assert_eq!(ids(home), vec![spoiler.clone()]);
 }
+
+#[tokio::test]
+async fn v1_filters_show_each_keyword_of_the_v2_filters() {
+    let api = Api::start().await;
+    let alice = api.user_with("alice", "read write").await;
+    let bob = api.user_with("bob", "read write").await;
+    let f = api
+        .ok(
+            "POST",
+            "/api/v2/filters",
+            &alice,
+            Some(
+                json!({"title": "t", "context": ["home", "thread"], "filter_action": "hide",
+                        "keywords_attributes": [{"keyword": "one"},
+                                                {"keyword": "two", "whole_word": false}]}),
+            ),
+        )
+        .await;
+    let kw = f["keywords"].as_array().unwrap();
+    let v1 = api.ok("GET", "/api/v1/filters", &alice, None).await;
+    assert_eq!(
+        v1,
+        json!([
+            {"id": id(&kw[0]), "phrase": "one", "context": ["home", "thread"],
+             "whole_word": true, "expires_at": null, "irreversible": true},
+            {"id": id(&kw[1]), "phrase": "two", "context": ["home", "thread"],
+             "whole_word": false, "expires_at": null, "irreversible": true}
+        ])
+    );
+    let one = api
+        .ok(
+            "GET",
+            &format!("/api/v1/filters/{}", id(&kw[1])),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(one, v1[1]);
+    api.call(
+        "GET",
+        &format!("/api/v1/filters/{}", id(&kw[1])),
+        Some(&bob.token),
+        None,
+    )
+    .await
+    .expect(404);
+    assert_eq!(
+        api.ok("GET", "/api/v1/filters", &bob, None).await,
+        json!([])
+    );
+}

@@ -5,6 +5,7 @@
 
 pub(crate) mod matching;
 mod store;
+mod v1;
 
 use axum::Json;
 use axum::Router;
@@ -27,6 +28,8 @@ const TEXT_MAX: usize = 256;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/filters", get(v1::index))
+        .route("/api/v1/filters/{id}", get(v1::show))
         .route("/api/v2/filters", get(index).post(create))
         .route(
             "/api/v2/filters/{id}",
@@ -50,12 +53,12 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn me(auth: &Auth, scope: Scope) -> Result<i64, ApiError> {
+pub(super) fn me(auth: &Auth, scope: Scope) -> Result<i64, ApiError> {
     auth.require(scope)?;
     Ok(auth.user()?.account_id)
 }
 
-fn parse_id(id: &str) -> Result<i64, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse().map_err(|_| ApiError::NotFound)
 }
 
