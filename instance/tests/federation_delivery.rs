@@ -42,6 +42,8 @@ struct Shared {
     /// Status answered on an inbox path (202 when absent).
     answers: HashMap<String, u16>,
     received: Vec<Received>,
+    /// Private keys of the actors, by name.
+    keys: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -126,6 +128,7 @@ impl Remote {
     /// Publishes actor `name`, with the server's shared inbox or without one; returns its id.
     fn actor(&self, name: &str, shared_inbox: bool) -> String {
         let id = format!("{}/users/{name}", self.base);
+        let pair = keys::generate().unwrap();
         let mut doc = json!({
             "@context": [AS, "https://w3id.org/security/v1"],
             "id": id,
@@ -134,17 +137,20 @@ impl Remote {
             "inbox": format!("{id}/inbox"),
             "followers": format!("{id}/followers"),
             "publicKey": {"id": format!("{id}#main-key"), "owner": id,
-                          "publicKeyPem": keys::generate().unwrap().public_pem},
+                          "publicKeyPem": pair.public_pem},
         });
         if shared_inbox {
             doc["endpoints"] = json!({"sharedInbox": format!("{}/inbox", self.base)});
         }
-        self.shared
-            .lock()
-            .unwrap()
-            .actors
-            .insert(format!("/users/{name}"), doc);
+        let mut shared = self.shared.lock().unwrap();
+        shared.actors.insert(format!("/users/{name}"), doc);
+        shared.keys.insert(name.into(), pair.private_pem);
         id
+    }
+
+    fn signer(&self, name: &str) -> keys::Signer {
+        let pem = self.shared.lock().unwrap().keys[name].clone();
+        keys::Signer::new(format!("{}/users/{name}#main-key", self.base), &pem).unwrap()
     }
 
     fn answer(&self, path: &str, status: u16) {
@@ -468,7 +474,7 @@ async fn a_failing_inbox_is_retried_and_a_refusing_one_is_not() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_domain_failing_on_seven_days_gets_no_more_deliveries() {
+async fn a_domain_failing_on_seven_days_gets_nothing_until_it_sends_us_an_activity() {
     let ours = start().await;
     let dead = Remote::start().await;
     let alive = Remote::start().await;
@@ -522,6 +528,49 @@ async fn a_domain_failing_on_seven_days_gets_no_more_deliveries() {
         1,
         "nothing more to an unavailable domain"
     );
+
+    // The server comes back and sends us an activity: deliveries to it resume.
+    dead.answer("/users/gina/inbox", 202);
+    let activity = json!({
+        "@context": AS,
+        "id": format!("{}/likes/1", dead.base),
+        "type": "Like",
+        "actor": format!("{}/users/gina", dead.base),
+        "object": format!("{}/statuses/1", ours.alice_uri()),
+    })
+    .to_string();
+    let url = url::Url::parse(&format!("https://{}/inbox", ours.domain)).unwrap();
+    let signed = signatures::sign(
+        &dead.signer("gina"),
+        &Method::POST,
+        &url,
+        Some(activity.as_bytes()),
+        "application/activity+json",
+        SystemTime::now(),
+    );
+    let reply = reqwest::Client::new()
+        .post(format!("{}/inbox", ours.api.base_url))
+        .header("host", &ours.domain)
+        .header("content-type", "application/activity+json")
+        .header("date", signed.date)
+        .header("digest", signed.digest.unwrap())
+        .header("signature", signed.signature)
+        .body(activity)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 202, "{}", reply.text().await.unwrap());
+    let marked: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM unavailable_domains WHERE domain = $1) \
+             OR EXISTS (SELECT 1 FROM delivery_failure_days WHERE domain = $1)",
+    )
+    .bind(&dead.host)
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert!(!marked, "an incoming activity resets the domain");
+    ours.post_status("Third", "public").await;
+    dead.wait_for("Create", 2, Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

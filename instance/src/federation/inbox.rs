@@ -114,6 +114,9 @@ async fn receive(
     ingress::hand_off(state, activity, &key.owner, inbox_account)
         .await
         .map_err(InboxError::Internal)?;
+    // A server that talks to us is up: deliveries to it resume (Mastodon resets its
+    // DeliveryFailureTracker here too).
+    crate::federation::delivery::domain_answered(state, &key.owner).await;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -21,6 +21,18 @@ pub fn register(r: &mut Registry) {
     r.register(deliver::KIND, deliver::MAX_RETRIES, deliver::run);
 }
 
+/// The server of `actor_uri` sent us a verified activity: its delivery failures are
+/// forgotten and, if it was unavailable, deliveries to it resume. Failures are logged: the
+/// activity itself was accepted.
+pub async fn domain_answered(state: &AppState, actor_uri: &str) {
+    let Some(domain) = crate::federation::remote::origin(actor_uri) else {
+        return;
+    };
+    if let Err(e) = failures::reset(&state.db, &domain).await {
+        tracing::warn!(error = %e, domain, "cannot reset a domain's delivery failures");
+    }
+}
+
 /// A remote follow to be answered: the follower, the local account followed, and the id
 /// of the `Follow` activity as received.
 #[derive(Debug, Clone)]
