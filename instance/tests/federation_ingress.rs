@@ -675,7 +675,18 @@ async fn forged_objects_are_refused_and_third_party_objects_refetched() {
     let delete = bob.activity("Delete", json!({"id": genuine_uri, "type": "Tombstone"}));
     ours.deliver(&bob, &delete).await;
 
+    // Nor does editing it.
+    let mut hacked = genuine.clone();
+    hacked["content"] = json!("<p>HACKED</p>");
+    ours.deliver(&bob, &bob.activity("Update", hacked)).await;
+
     ours.barrier(&bob).await;
+    let content: String = sqlx::query_scalar("SELECT content_html FROM statuses WHERE id = $1")
+        .bind(boosted)
+        .fetch_one(&ours.db)
+        .await
+        .unwrap();
+    assert!(content.contains("genuine"), "{content}");
     assert_eq!(ours.status_id(&foreign_uri).await, None);
     assert_eq!(ours.status_id(&impostor_uri).await, None);
     assert_eq!(ours.status_id(&impostor2_uri).await, None);
@@ -688,4 +699,21 @@ async fn forged_objects_are_refused_and_third_party_objects_refetched() {
         .await,
         1
     );
+
+    // Bob deletes himself: his account and boost go, carol's note stays.
+    ours.deliver(&bob, &bob.activity("Delete", json!(bob.id)))
+        .await;
+    eventually(WAIT, "bob gone", || async {
+        ours.account_id(&bob.id).await.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(
+        ours.count(
+            "SELECT count(*) FROM statuses WHERE reblog_of_id = $1",
+            boosted
+        )
+        .await,
+        0
+    );
+    assert_eq!(ours.status_id(&genuine_uri).await, Some(boosted));
 }
