@@ -685,100 +685,6 @@ async fn update_credentials_changes_text_fields_and_source() {
         .expect(401);
 }
 
-/// An S3 client on the test store, as the operator would be.
-fn s3() -> aws_sdk_s3::Client {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let credentials = aws_sdk_s3::config::Credentials::new(
-        service_env("FEDI_TEST_S3_ACCESS_KEY"),
-        service_env("FEDI_TEST_S3_SECRET_KEY"),
-        None,
-        None,
-        "test",
-    );
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(service_env(
-            "FEDI_TEST_S3_REGION",
-        )))
-        .endpoint_url(service_env("FEDI_TEST_S3_ENDPOINT"))
-        .credentials_provider(credentials)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build_https(),
-        )
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-/// A new bucket whose `media/` prefix anyone may read (what the operator sets up in
-/// production), and the server's environment for it.
-async fn media_bucket(s3: &aws_sdk_s3::Client) -> (String, Vec<(&'static str, String)>) {
-    let bucket = format!(
-        "accounts-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
-            "Action": ["s3:GetObject"], "Resource": [format!("arn:aws:s3:::{bucket}/media/*")]
-        }]
-    });
-    s3.put_bucket_policy()
-        .bucket(&bucket)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .unwrap();
-    let endpoint = service_env("FEDI_TEST_S3_ENDPOINT");
-    let env = vec![
-        ("FEDI_S3_ENDPOINT", endpoint.clone()),
-        ("FEDI_S3_REGION", service_env("FEDI_TEST_S3_REGION")),
-        ("FEDI_S3_BUCKET", bucket.clone()),
-        ("FEDI_S3_PATH_STYLE", "true".into()),
-        ("FEDI_S3_PUBLIC_URL", format!("{endpoint}/{bucket}")),
-        (
-            "FEDI_S3_ACCESS_KEY_ID",
-            service_env("FEDI_TEST_S3_ACCESS_KEY"),
-        ),
-        (
-            "FEDI_S3_SECRET_ACCESS_KEY",
-            service_env("FEDI_TEST_S3_SECRET_KEY"),
-        ),
-    ];
-    (bucket, env)
-}
-
-async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let list = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
-    let mut keys: Vec<String> = list
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(String::from))
-        .collect();
-    keys.sort();
-    keys
-}
-
-async fn remove_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
-    for key in object_keys(s3, bucket).await {
-        s3.delete_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
-    }
-    s3.delete_bucket().bucket(bucket).send().await.unwrap();
-}
-
 /// A real 1x1 PNG.
 const PNG: &[u8] = &[
     0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
@@ -792,13 +698,12 @@ const JPEG: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x
 
 #[tokio::test]
 async fn avatars_and_headers_go_to_the_bucket_and_are_served_with_their_real_type() {
-    let s3 = s3();
-    let (bucket, env) = media_bucket(&s3).await;
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = Api::start(&env_refs).await;
+    let bucket = TestBucket::public("accounts").await;
+    let env = bucket.server_env();
+    let api = Api::start(&env_refs(&env)).await;
     let (id, token) = api.user("heidi", "read write").await;
     let path = "/api/v1/accounts/update_credentials";
-    let public = format!("{}/{bucket}/", service_env("FEDI_TEST_S3_ENDPOINT"));
+    let public = bucket.public_url();
 
     // Before any upload: the server's own default images.
     let me = api
@@ -865,7 +770,7 @@ async fn avatars_and_headers_go_to_the_bucket_and_are_served_with_their_real_typ
 
     // Not an image, whatever it claims; too big though it starts like one. Nothing changes
     // and nothing is stored.
-    let keys_before = object_keys(&s3, &bucket).await;
+    let keys_before = bucket.keys().await;
     let mut big = PNG.to_vec();
     big.resize(8 * 1024 * 1024 + 1, 0);
     for (file, needle) in [
@@ -903,7 +808,7 @@ async fn avatars_and_headers_go_to_the_bucket_and_are_served_with_their_real_typ
         (me["avatar"].as_str(), me["display_name"].as_str()),
         (Some(avatar.as_str()), Some("Heidi"))
     );
-    assert_eq!(object_keys(&s3, &bucket).await, keys_before);
+    assert_eq!(bucket.keys().await, keys_before);
 
     // A new avatar replaces the old object; removing it restores the default.
     let me = api
@@ -930,11 +835,9 @@ async fn avatars_and_headers_go_to_the_bucket_and_are_served_with_their_real_typ
     );
     assert_eq!(me["header"], header_url.as_str());
     assert_ne!(reqwest::get(second.as_str()).await.unwrap().status(), 200);
-    let remaining = object_keys(&s3, &bucket).await;
+    let remaining = bucket.keys().await;
     assert_eq!(remaining.len(), 1, "{remaining:?}");
     assert!(remaining[0].starts_with(&format!("media/accounts/headers/{id}/")));
-
-    remove_bucket(&s3, &bucket).await;
 }
 
 #[tokio::test]

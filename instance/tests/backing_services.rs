@@ -93,29 +93,7 @@ async fn the_redis_cluster_serves_keys_from_every_shard() {
 #[tokio::test]
 async fn the_object_store_speaks_s3() {
     use aws_sdk_s3::primitives::ByteStream;
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let credentials = aws_sdk_s3::config::Credentials::new(
-        service_env("FEDI_TEST_S3_ACCESS_KEY"),
-        service_env("FEDI_TEST_S3_SECRET_KEY"),
-        None,
-        None,
-        "test",
-    );
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(service_env(
-            "FEDI_TEST_S3_REGION",
-        )))
-        .endpoint_url(service_env("FEDI_TEST_S3_ENDPOINT"))
-        .credentials_provider(credentials)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build_https(),
-        )
-        .force_path_style(true)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(config);
+    let s3 = s3_client();
     let bucket = format!("probe-{}", std::process::id());
     s3.create_bucket()
         .bucket(&bucket)

@@ -26,73 +26,6 @@ fn client_python() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// A fresh bucket whose `media/` anyone may read (what the operator sets up), as the
-/// server's environment.
-async fn media_bucket() -> Vec<(&'static str, String)> {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let credentials = aws_sdk_s3::config::Credentials::new(
-        service_env("FEDI_TEST_S3_ACCESS_KEY"),
-        service_env("FEDI_TEST_S3_SECRET_KEY"),
-        None,
-        None,
-        "test",
-    );
-    let endpoint = service_env("FEDI_TEST_S3_ENDPOINT");
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(service_env(
-            "FEDI_TEST_S3_REGION",
-        )))
-        .endpoint_url(&endpoint)
-        .credentials_provider(credentials)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build_https(),
-        )
-        .force_path_style(true)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(config);
-    let bucket = format!(
-        "pyclient-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
-            "Action": ["s3:GetObject"],
-            "Resource": [format!("arn:aws:s3:::{bucket}/media/*")]
-        }]
-    });
-    s3.put_bucket_policy()
-        .bucket(&bucket)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .unwrap();
-    vec![
-        ("FEDI_S3_ENDPOINT", endpoint.clone()),
-        ("FEDI_S3_REGION", service_env("FEDI_TEST_S3_REGION")),
-        ("FEDI_S3_BUCKET", bucket.clone()),
-        ("FEDI_S3_PATH_STYLE", "true".into()),
-        ("FEDI_S3_PUBLIC_URL", format!("{endpoint}/{bucket}")),
-        (
-            "FEDI_S3_ACCESS_KEY_ID",
-            service_env("FEDI_TEST_S3_ACCESS_KEY"),
-        ),
-        (
-            "FEDI_S3_SECRET_ACCESS_KEY",
-            service_env("FEDI_TEST_S3_SECRET_KEY"),
-        ),
-    ]
-}
-
 /// Runs the client script; its JSON output.
 fn run_script(python: &str, args: &[&str]) -> Value {
     let script = concat!(
@@ -132,11 +65,11 @@ fn client_ip() -> String {
 #[tokio::test]
 async fn mastodon_py_registers_posts_follows_and_pages_home() {
     // reqwest's TLS comes without a crypto provider in this build: the server's, ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     let python = client_python();
-    let env = media_bucket().await;
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (server, db) = api_on_fresh_database(&env).await;
+    let bucket = TestBucket::public("pyclient").await;
+    let env = bucket.server_env();
+    let (server, db) = api_on_fresh_database(&env_refs(&env)).await;
     let state = tempdir();
     let ip = client_ip();
     let state_dir = state.to_str().unwrap();

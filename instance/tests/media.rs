@@ -21,95 +21,28 @@ enum Body {
     Json(Value),
 }
 
-/// An S3 client on the test store, as the operator would be.
-fn s3() -> aws_sdk_s3::Client {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let credentials = aws_sdk_s3::config::Credentials::new(
-        service_env("FEDI_TEST_S3_ACCESS_KEY"),
-        service_env("FEDI_TEST_S3_SECRET_KEY"),
-        None,
-        None,
-        "test",
-    );
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(service_env(
-            "FEDI_TEST_S3_REGION",
-        )))
-        .endpoint_url(service_env("FEDI_TEST_S3_ENDPOINT"))
-        .credentials_provider(credentials)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build_https(),
-        )
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
 /// A server on a fresh database and a fresh bucket whose `media/` anyone may read (what the
 /// operator sets up).
 struct Api {
     server: Server,
     db: String,
     http: reqwest::Client,
-    s3: aws_sdk_s3::Client,
-    bucket: String,
     /// Where the bucket's objects are fetched from, with a trailing slash.
     public: String,
+    /// Last: removed after the server has stopped.
+    bucket: TestBucket,
 }
 
 impl Api {
     async fn start() -> Self {
-        let s3 = s3();
-        let bucket = format!(
-            "media-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        );
-        s3.create_bucket().bucket(&bucket).send().await.unwrap();
-        let policy = json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
-                "Action": ["s3:GetObject"],
-                "Resource": [format!("arn:aws:s3:::{bucket}/media/*")]
-            }]
-        });
-        s3.put_bucket_policy()
-            .bucket(&bucket)
-            .policy(policy.to_string())
-            .send()
-            .await
-            .unwrap();
-        let endpoint = service_env("FEDI_TEST_S3_ENDPOINT");
-        let env = [
-            ("FEDI_S3_ENDPOINT", endpoint.clone()),
-            ("FEDI_S3_REGION", service_env("FEDI_TEST_S3_REGION")),
-            ("FEDI_S3_BUCKET", bucket.clone()),
-            ("FEDI_S3_PATH_STYLE", "true".into()),
-            ("FEDI_S3_PUBLIC_URL", format!("{endpoint}/{bucket}")),
-            (
-                "FEDI_S3_ACCESS_KEY_ID",
-                service_env("FEDI_TEST_S3_ACCESS_KEY"),
-            ),
-            (
-                "FEDI_S3_SECRET_ACCESS_KEY",
-                service_env("FEDI_TEST_S3_SECRET_KEY"),
-            ),
-        ];
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (server, db) = api_on_fresh_database(&env).await;
+        let bucket = TestBucket::public("media").await;
+        let env = bucket.server_env();
+        let (server, db) = api_on_fresh_database(&env_refs(&env)).await;
         Self {
             server,
             db,
             http: reqwest::Client::new(),
-            s3,
-            public: format!("{endpoint}/{bucket}/"),
+            public: bucket.public_url(),
             bucket,
         }
     }
@@ -173,20 +106,7 @@ impl Api {
     }
 
     async fn keys(&self) -> Vec<String> {
-        let list = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .unwrap();
-        let mut keys: Vec<String> = list
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(String::from))
-            .collect();
-        keys.sort();
-        keys
+        self.bucket.keys().await
     }
 
     async fn rows(&self) -> i64 {
@@ -194,24 +114,6 @@ impl Api {
             .fetch_one(&mut self.conn().await)
             .await
             .unwrap()
-    }
-
-    async fn finish(self) {
-        for key in self.keys().await {
-            self.s3
-                .delete_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap();
-        }
-        self.s3
-            .delete_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .unwrap();
     }
 }
 
@@ -537,7 +439,6 @@ async fn every_image_type_is_processed_and_served_from_the_bucket_without_metada
         frames += 1;
     }
     assert_eq!(frames, 3);
-    api.finish().await;
 }
 
 #[tokio::test]
@@ -568,7 +469,6 @@ async fn large_images_are_scaled_and_get_a_small_preview() {
         .expect(200);
     let decoded = image::load_from_memory(&small.body).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (640, 360));
-    api.finish().await;
 }
 
 #[tokio::test]
@@ -685,7 +585,6 @@ async fn refused_uploads_leave_nothing_in_the_bucket_or_the_database() {
 
     assert_eq!(api.keys().await, Vec::<String>::new());
     assert_eq!(api.rows().await, 0);
-    api.finish().await;
 }
 
 #[tokio::test]
@@ -759,9 +658,10 @@ async fn video_and_audio_wait_for_the_worker() {
             "{key}"
         );
         let object = api
+            .bucket
             .s3
             .get_object()
-            .bucket(&api.bucket)
+            .bucket(&api.bucket.name)
             .key(key)
             .send()
             .await
@@ -798,7 +698,6 @@ async fn video_and_audio_wait_for_the_worker() {
     api.call("GET", &path, Some(&token), Body::None)
         .await
         .refused("Error processing");
-    api.finish().await;
 }
 
 #[tokio::test]
@@ -970,7 +869,6 @@ async fn only_the_owner_updates_and_deletes_and_only_while_unattached() {
             .all(|k| !k.ends_with(".mp4") && !k.contains("thumbnails"))
     );
     assert_eq!(api.rows().await, 1);
-    api.finish().await;
 }
 
 #[tokio::test]
@@ -1008,7 +906,6 @@ async fn media_endpoints_need_a_user_token_with_write_media() {
             .expect(422);
     }
     assert_eq!(api.rows().await, 1);
-    api.finish().await;
 }
 
 #[tokio::test]
@@ -1080,5 +977,4 @@ async fn media_routes_take_large_bodies_and_refuse_larger_ones_early() {
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     assert!(response.contains("a media upload may take"), "{response}");
     assert_eq!(api.rows().await, 1);
-    api.finish().await;
 }

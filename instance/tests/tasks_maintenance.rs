@@ -9,32 +9,6 @@ use fedi_config::ServerConfig;
 use fedi_server::state::AppState;
 use fedi_server::tasks::maintenance;
 
-fn s3() -> aws_sdk_s3::Client {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let credentials = aws_sdk_s3::config::Credentials::new(
-        service_env("FEDI_TEST_S3_ACCESS_KEY"),
-        service_env("FEDI_TEST_S3_SECRET_KEY"),
-        None,
-        None,
-        "test",
-    );
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(service_env(
-            "FEDI_TEST_S3_REGION",
-        )))
-        .endpoint_url(service_env("FEDI_TEST_S3_ENDPOINT"))
-        .credentials_provider(credentials)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build_https(),
-        )
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
 async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
     s3.head_object()
         .bucket(bucket)
@@ -47,16 +21,7 @@ async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
 #[tokio::test]
 async fn orphaned_media_past_the_retention_leave_the_bucket_and_the_database() {
     let db = migrated_database().await;
-    let s3 = s3();
-    let bucket = format!(
-        "orphans-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let bucket = TestBucket::new("orphans").await;
     let (endpoint, region, key_id, secret) = (
         service_env("FEDI_TEST_S3_ENDPOINT"),
         service_env("FEDI_TEST_S3_REGION"),
@@ -70,7 +35,7 @@ async fn orphaned_media_past_the_retention_leave_the_bucket_and_the_database() {
         ("FEDI_REDIS_URL", redis.as_str()),
         ("FEDI_S3_ENDPOINT", endpoint.as_str()),
         ("FEDI_S3_REGION", region.as_str()),
-        ("FEDI_S3_BUCKET", bucket.as_str()),
+        ("FEDI_S3_BUCKET", bucket.name.as_str()),
         ("FEDI_S3_ACCESS_KEY_ID", key_id.as_str()),
         ("FEDI_S3_SECRET_ACCESS_KEY", secret.as_str()),
         ("FEDI_ORPHANED_MEDIA_RETENTION_HOURS", "24"),
@@ -141,16 +106,8 @@ async fn orphaned_media_past_the_retention_leave_the_bucket_and_the_database() {
         let kept = *name != "old";
         assert_eq!(row, kept, "{name}'s row");
         for k in keys {
-            assert_eq!(exists(&s3, &bucket, k).await, kept, "{k}");
+            assert_eq!(exists(&bucket.s3, &bucket.name, k).await, kept, "{k}");
         }
     }
     assert_eq!(maintenance::orphaned_media(&state).await.unwrap(), 0);
-
-    // The bucket goes: SeaweedFS keeps a volume per bucket on a small disk.
-    for (_, _, keys) in &media {
-        for k in keys {
-            storage.delete(k).await.unwrap();
-        }
-    }
-    s3.delete_bucket().bucket(&bucket).send().await.unwrap();
 }

@@ -10,7 +10,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -47,98 +46,6 @@ fn build_web_client() -> PathBuf {
     dist
 }
 
-/// A fresh bucket whose `media/` anyone may read, as the operator sets it up, with the
-/// server's settings for it.
-async fn public_bucket() -> (aws_sdk_s3::Client, String, Vec<(&'static str, String)>) {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    let credentials = aws_sdk_s3::config::Credentials::new(
-        service_env("FEDI_TEST_S3_ACCESS_KEY"),
-        service_env("FEDI_TEST_S3_SECRET_KEY"),
-        None,
-        None,
-        "test",
-    );
-    let endpoint = service_env("FEDI_TEST_S3_ENDPOINT");
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(service_env(
-            "FEDI_TEST_S3_REGION",
-        )))
-        .endpoint_url(&endpoint)
-        .credentials_provider(credentials)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(Provider::Rustls(CryptoMode::Ring))
-                .build_https(),
-        )
-        .force_path_style(true)
-        .build();
-    let s3 = aws_sdk_s3::Client::from_conf(config);
-    let bucket = format!(
-        "web-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
-            "Action": ["s3:GetObject"],
-            "Resource": [format!("arn:aws:s3:::{bucket}/media/*")]
-        }]
-    });
-    s3.put_bucket_policy()
-        .bucket(&bucket)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .unwrap();
-    let env = vec![
-        ("FEDI_S3_ENDPOINT", endpoint.clone()),
-        ("FEDI_S3_REGION", service_env("FEDI_TEST_S3_REGION")),
-        ("FEDI_S3_BUCKET", bucket.clone()),
-        ("FEDI_S3_PATH_STYLE", "true".into()),
-        ("FEDI_S3_PUBLIC_URL", format!("{endpoint}/{bucket}")),
-        (
-            "FEDI_S3_ACCESS_KEY_ID",
-            service_env("FEDI_TEST_S3_ACCESS_KEY"),
-        ),
-        (
-            "FEDI_S3_SECRET_ACCESS_KEY",
-            service_env("FEDI_TEST_S3_SECRET_KEY"),
-        ),
-    ];
-    (s3, bucket, env)
-}
-
-/// Empties and removes the bucket: the test S3 keeps a volume per bucket on a small disk.
-async fn remove_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
-    loop {
-        let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
-        let keys: Vec<String> = listed
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(String::from))
-            .collect();
-        if keys.is_empty() {
-            break;
-        }
-        for key in keys {
-            s3.delete_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-    s3.delete_bucket().bucket(bucket).send().await.unwrap();
-}
-
 /// `GET /readyz` answers 200. By hand: the browser does all the HTTP of this test, and this
 /// keeps it clear of the TLS setup of the HTTP client crates.
 fn ready(port: u16) -> bool {
@@ -159,7 +66,9 @@ async fn the_web_client_signs_up_posts_follows_and_notifies_in_chromium() {
     let chromium = chromium();
     let dist = build_web_client();
     let db = migrated_database().await;
-    let (s3, bucket, mut env) = public_bucket().await;
+    // Removed when the test ends, however it ends.
+    let bucket = TestBucket::public("web").await;
+    let mut env = bucket.server_env();
     env.push(("FEDI_WEB_ROOT", dist.display().to_string()));
     env.push(("FEDI_REGISTRATIONS", "open".into()));
     // The throttles count by client address in the shared test Redis, and every test here
@@ -213,7 +122,6 @@ async fn the_web_client_signs_up_posts_follows_and_notifies_in_chromium() {
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     println!("browser test took {:?}", started.elapsed());
-    remove_bucket(&s3, &bucket).await;
     assert!(
         output.status.success(),
         "the browser test failed; server log in {:?}",

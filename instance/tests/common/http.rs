@@ -62,6 +62,12 @@ impl Reply {
     }
 }
 
+/// Gives rustls its crypto provider: reqwest is built without a default one (see
+/// Cargo.toml), and a client built before this panics. Any number of calls is fine.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub const BOUNDARY: &str = "fedi-test-boundary-7f3a";
 
 /// A multipart/form-data body, part by part.

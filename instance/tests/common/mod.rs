@@ -3,8 +3,15 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 mod http;
-#[allow(unused_imports)] // not every test binary speaks HTTP
+mod s3;
+mod worker;
+// Not every test binary speaks HTTP, keeps media or runs workers.
+#[allow(unused_imports)]
 pub use http::*;
+#[allow(unused_imports)]
+pub use s3::*;
+#[allow(unused_imports)]
+pub use worker::*;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -96,14 +103,19 @@ pub async fn start_api_with(database_url: &str, redis_url: &str, env: &[(&str, &
         child,
         base_url: format!("http://127.0.0.1:{port}"),
     };
+    answers_health(&server, "fedi-server api").await;
+    server
+}
+
+/// Waits until `server` answers `/health` (any status), or panics naming `what`.
+pub async fn answers_health(server: &Server, what: &str) {
     let health = format!("{}/health", server.base_url);
     eventually(
         Duration::from_secs(20),
-        "fedi-server api to answer /health",
+        &format!("{what} to answer /health"),
         || async { reqwest::get(&health).await.ok() },
     )
     .await;
-    server
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
