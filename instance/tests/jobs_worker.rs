@@ -84,23 +84,11 @@ impl Instance {
 
     /// A worker process; `/health` answers before this returns.
     async fn worker(&self, env: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let child = self
-            .command(&["worker"])
-            .env("FEDI_LISTEN", format!("127.0.0.1:{port}"))
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn fedi-server worker");
-        let server = Server {
-            child,
-            base_url: format!("http://127.0.0.1:{port}"),
-        };
-        let health = format!("{}/health", server.base_url);
-        eventually(Duration::from_secs(20), "the worker's /health", || async {
-            reqwest::get(&health).await.ok()
-        })
-        .await;
+        let mut env = env.to_vec();
+        env.push(("FEDI_DOMAIN", &self.domain));
+        env.push(("FEDI_REDIS_MODE", self.redis.mode()));
+        let server = start_worker(&self.db, &self.redis.url(), &env);
+        answers_health(&server, "the worker").await;
         server
     }
 

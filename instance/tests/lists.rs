@@ -27,8 +27,7 @@ enum Body<'a> {
 
 impl Api {
     async fn start() -> Self {
-        // reqwest is built without a default TLS provider (see Cargo.toml).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let (server, db) = api_on_fresh_database(&[]).await;
         Self {
             server,

@@ -29,7 +29,7 @@ impl Api {
     async fn start() -> Self {
         // The server's reqwest links rustls without a default provider (federation picks
         // ring), and the tests' client shares that build: it needs one installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let (server, db) = api_on_fresh_database(&[]).await;
         Self {
             server,

@@ -19,7 +19,7 @@ use serde_json::json;
 /// The tests' HTTP client. reqwest's TLS comes without a crypto provider in this build (the
 /// server links rustls on ring): it is installed once, as the server does.
 fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     reqwest::Client::new()
 }
 

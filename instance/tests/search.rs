@@ -24,7 +24,7 @@ struct User {
 impl Api {
     async fn start() -> Self {
         // reqwest's TLS comes without a crypto provider in this build: the server's, ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let (server, db) = api_on_fresh_database(&[]).await;
         Self {
             server,

@@ -56,20 +56,10 @@ async fn mastodon_py_receives_updates_and_notifications_through_two_streamers() 
     let python = client_python();
     let db = migrated_database().await;
     let redis = service_env("FEDI_TEST_REDIS_URL");
-    // Job queues are named by domain: another test's worker must not take these jobs.
-    let domain = format!("s{}.test.example", std::process::id());
+    let domain = unique_domain();
     let env = [("FEDI_DOMAIN", domain.as_str())];
     let api = start_api_with(&db, &redis, &env).await;
-    let _worker = Server {
-        child: server_command(&db, &redis)
-            .arg("worker")
-            .env("FEDI_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .envs(env)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-        base_url: String::new(),
-    };
+    let _worker = start_worker(&db, &redis, &env);
     let one = start_streamer(&db, &redis, &env).await;
     let two = start_streamer(&db, &redis, &env).await;
     let state = app_state(&db, &redis, false);

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -16,23 +15,13 @@ const FOLLOWERS: i64 = 1000;
 
 #[tokio::test]
 async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
-    // reqwest is built without a default TLS provider (see Cargo.toml).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     let db = migrated_database().await;
     let redis_url = service_env("FEDI_TEST_REDIS_URL");
-    let domain = format!("scale{}.test.example", std::process::id());
+    let domain = unique_domain();
     let env = [("FEDI_DOMAIN", domain.as_str())];
     let api = start_api_with(&db, &redis_url, &env).await;
-    let _worker = Server {
-        child: server_command(&db, &redis_url)
-            .arg("worker")
-            .env("FEDI_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .envs(env)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn fedi-server worker"),
-        base_url: String::new(),
-    };
+    let _worker = start_worker(&db, &redis_url, &env);
     let (author, author_user) = create_user(&db, "author", "a long password 123").await;
     let token = issue_token(&db, Some(author_user), "write").await;
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db)

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -41,14 +40,6 @@ fn address(name: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{name}-{}-{n}@mail.example", std::process::id())
-}
-
-/// Unique per test: job queues are named by domain, and the worker of one test must not
-/// take the jobs of another (with another database) on the shared Redis.
-fn unique_domain() -> String {
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("t{}-{n}.test.example", std::process::id())
 }
 
 fn config(db: &str, domain: &str, smtp_port: &str) -> ServerConfig {
@@ -157,8 +148,7 @@ async fn a_mail_is_sent_once_across_a_failed_attempt_and_a_repeated_job() {
 
 #[tokio::test]
 async fn registration_mail_reaches_the_sink_once_through_the_worker() {
-    // reqwest is built without a default TLS provider (see Cargo.toml).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     let db = migrated_database().await;
     let redis = service_env("FEDI_TEST_REDIS_URL");
     let host = service_env("FEDI_TEST_SMTP_HOST");
@@ -172,17 +162,9 @@ async fn registration_mail_reaches_the_sink_once_through_the_worker() {
         ("FEDI_SMTP_FROM", "notifications@test.example"),
     ];
     let api = start_api_with(&db, &redis, &smtp).await;
-    let _worker = Server {
-        child: server_command(&db, &redis)
-            .arg("worker")
-            .env("FEDI_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .env("FEDI_WORKER_CONCURRENCY", "1")
-            .envs(smtp)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn fedi-server worker"),
-        base_url: String::new(),
-    };
+    let mut worker_env = smtp.to_vec();
+    worker_env.push(("FEDI_WORKER_CONCURRENCY", "1"));
+    let _worker = start_worker(&db, &redis, &worker_env);
     let app = issue_token(&db, None, "write:accounts").await;
     let to = address("newcomer");
     let reply = reqwest::Client::new()

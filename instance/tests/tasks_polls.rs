@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -26,8 +25,7 @@ async fn away_from_a_minute_boundary(margin: Duration) {
 async fn an_ending_poll_notifies_its_voter_and_author_when_it_ends() {
     let db = migrated_database().await;
     let redis = service_env("FEDI_TEST_REDIS_URL");
-    // Job queues are named by domain: no other test's worker takes these jobs.
-    let domain = format!("polls-{}.test.example", std::process::id());
+    let domain = unique_domain();
     let vars = [
         ("FEDI_DOMAIN", domain.as_str()),
         ("FEDI_DATABASE_URL", db.as_str()),
@@ -40,13 +38,7 @@ async fn an_ending_poll_notifies_its_voter_and_author_when_it_ends() {
     })
     .unwrap();
     let state = AppState::new(&config).unwrap();
-    let mut worker = server_command(&db, &redis)
-        .arg("worker")
-        .env("FEDI_DOMAIN", &domain)
-        .env("FEDI_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn fedi-server worker");
+    let _worker = start_worker(&db, &redis, &[("FEDI_DOMAIN", domain.as_str())]);
 
     let (author, _) = create_user(&db, "asker", "a long password 123").await;
     let (voter, _) = create_user(&db, "voter", "a long password 123").await;
@@ -122,6 +114,4 @@ async fn an_ending_poll_notifies_its_voter_and_author_when_it_ends() {
         .await
         .unwrap();
     assert_eq!(count, 2);
-    let _ = worker.kill();
-    let _ = worker.wait();
 }

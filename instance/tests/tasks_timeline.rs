@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -62,31 +61,9 @@ struct User {
     token: String,
 }
 
-fn unique_domain() -> String {
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("t{}-{n}.test.example", std::process::id())
-}
-
-fn start_worker(db: &str, redis: &str, env: &[(&str, &str)]) -> Server {
-    let child = server_command(db, redis)
-        .arg("worker")
-        .env("FEDI_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("FEDI_WORKER_CONCURRENCY", "1")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn fedi-server worker");
-    Server {
-        child,
-        base_url: String::new(),
-    }
-}
-
 impl Env {
     async fn start(cluster: bool) -> Self {
-        // reqwest is built without a default TLS provider (see Cargo.toml).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let db = migrated_database().await;
         // Job queues are named by domain: a worker of another test (another database) on
         // the shared Redis must not take these jobs.
@@ -99,7 +76,9 @@ impl Env {
             service_env("FEDI_TEST_REDIS_URL")
         };
         let api = start_api_with(&db, &redis, &env).await;
-        let worker = start_worker(&db, &redis, &env);
+        let mut worker_env = env.clone();
+        worker_env.push(("FEDI_WORKER_CONCURRENCY", "1"));
+        let worker = start_worker(&db, &redis, &worker_env);
         let redis_urls: Vec<String> = redis.split(',').map(str::to_owned).collect();
         let probe = Probe::new(&redis_urls).await;
         let mut env = Self {

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -34,8 +33,7 @@ struct User {
 
 impl Api {
     async fn start() -> Self {
-        // reqwest is built without a default TLS provider (see Cargo.toml).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let domain = unique_domain();
         let env = [("FEDI_DOMAIN", domain.as_str())];
         let (server, db) = api_on_fresh_database(&env).await;
@@ -51,8 +49,7 @@ impl Api {
     }
 
     async fn start_cluster() -> Self {
-        // reqwest is built without a default TLS provider (see Cargo.toml).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let db = migrated_database().await;
         let nodes = service_env("FEDI_TEST_REDIS_CLUSTER_NODES");
         let domain = unique_domain();
@@ -165,26 +162,6 @@ impl Api {
             cmd.query_async(&mut c).await.unwrap()
         };
         assert_eq!(deleted, 1, "{key} existed");
-    }
-}
-
-fn unique_domain() -> String {
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("t{}-{n}.test.example", std::process::id())
-}
-
-fn start_worker(db: &str, redis: &str, env: &[(&str, &str)]) -> Server {
-    let child = server_command(db, redis)
-        .arg("worker")
-        .env("FEDI_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn fedi-server worker");
-    Server {
-        child,
-        base_url: String::new(),
     }
 }
 
