@@ -447,21 +447,43 @@ async fn a_failing_inbox_is_retried_and_a_refusing_one_is_not() {
     refusing.actor("frank", false);
     failing.answer("/users/erin/inbox", 500);
     refusing.answer("/users/frank/inbox", 404);
-    for (remote, name) in [(&failing, "erin"), (&refusing, "frank")] {
+    // A 410 from a personal inbox: the account is gone there, its follow ends here.
+    refusing.actor("gus", false);
+    refusing.answer("/users/gus/inbox", 410);
+    let mut gus = 0;
+    for (remote, name) in [(&failing, "erin"), (&refusing, "frank"), (&refusing, "gus")] {
         let id = ours.resolve(remote, name).await;
         ours.followed_by(id).await;
+        gus = id;
     }
     ours.post_status("Anyone there?", "public").await;
 
     refusing
-        .wait_for("Create", 1, Duration::from_secs(30))
+        .wait_for("Create", 2, Duration::from_secs(30))
         .await;
+    let pg = ours.pg().await;
+    eventually(Duration::from_secs(10), "gus's follow to end", || {
+        let pg = pg.clone();
+        async move {
+            let follows: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM follows WHERE account_id = $1)")
+                    .bind(gus)
+                    .fetch_one(&pg)
+                    .await
+                    .unwrap();
+            (!follows).then_some(())
+        }
+    })
+    .await;
     // The first retry comes after 15 to 25 s (Sidekiq's back-off, retries^4 + 15).
     let tries = failing.wait_for("Create", 2, Duration::from_secs(60)).await;
     assert_eq!(tries[0].body, tries[1].body, "the same activity, again");
-    assert_eq!(refusing.received_of("Create").len(), 1, "a 404 is final");
+    assert_eq!(
+        refusing.received_of("Create").len(),
+        2,
+        "a 404 and a 410 are final"
+    );
 
-    let pg = ours.pg().await;
     let days: Vec<String> = sqlx::query_scalar("SELECT domain FROM delivery_failure_days")
         .fetch_all(&pg)
         .await
