@@ -5,56 +5,16 @@
 mod common;
 
 use common::*;
-use reqwest::header;
 use serde_json::{Value, json};
 
-struct Api {
-    server: Server,
-    db: String,
-    http: reqwest::Client,
-}
+type Api = TestApi;
 
 struct User {
     id: String,
     token: String,
 }
 
-enum Body<'a> {
-    None,
-    Form(&'a [(&'a str, &'a str)]),
-    Json(Value),
-}
-
 impl Api {
-    async fn start() -> Self {
-        install_crypto_provider();
-        let (server, db) = api_on_fresh_database(&[]).await;
-        Self {
-            server,
-            db,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Body<'_>) -> Reply {
-        let path = path.strip_prefix("https://test.example").unwrap_or(path);
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.server.base_url));
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        req = match body {
-            Body::None => req,
-            Body::Form(pairs) => req
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(serde_urlencoded::to_string(pairs).unwrap()),
-            Body::Json(v) => req.json(&v),
-        };
-        Reply::read(req.send().await.expect("the server answers")).await
-    }
-
     async fn get(&self, path: &str, user: &User) -> Reply {
         self.call("GET", path, Some(&user.token), Body::None).await
     }

@@ -10,14 +10,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::*;
-use reqwest::header;
 use serde_json::{Value, json};
 
-struct Api {
-    server: Server,
-    db: String,
-    http: reqwest::Client,
-}
+type Api = TestApi;
 
 #[derive(Clone)]
 struct User {
@@ -26,53 +21,12 @@ struct User {
 }
 
 impl Api {
-    async fn start() -> Self {
-        // The server's reqwest links rustls without a default provider (federation picks
-        // ring), and the tests' client shares that build: it needs one installed.
-        install_crypto_provider();
-        let (server, db) = api_on_fresh_database(&[]).await;
-        Self {
-            server,
-            db,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        form: &[(&str, &str)],
-    ) -> Reply {
-        let path = path.strip_prefix("https://test.example").unwrap_or(path);
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.server.base_url));
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        if !form.is_empty() {
-            req = req
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(serde_urlencoded::to_string(form).unwrap());
-        }
-        Reply::read(req.send().await.expect("the server answers")).await
-    }
-
     async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        self.call("GET", path, token, &[]).await
+        self.call("GET", path, token, Body::None).await
     }
 
     async fn post(&self, path: &str, token: Option<&str>, form: &[(&str, &str)]) -> Reply {
-        self.call("POST", path, token, form).await
-    }
-
-    async fn conn(&self) -> sqlx::PgConnection {
-        <sqlx::PgConnection as sqlx::Connection>::connect(&self.db)
-            .await
-            .unwrap()
+        self.call("POST", path, token, Body::Form(form)).await
     }
 
     async fn user(&self, username: &str) -> User {
@@ -281,7 +235,7 @@ async fn actions_notify_and_their_undoing_removes_the_notification() {
         "DELETE",
         &format!("/api/v1/statuses/{mention}"),
         Some(&carol.token),
-        &[],
+        Body::None,
     )
     .await
     .expect(200);
@@ -304,7 +258,7 @@ async fn actions_notify_and_their_undoing_removes_the_notification() {
         "DELETE",
         &format!("/api/v1/statuses/{post}"),
         Some(&alice.token),
-        &[],
+        Body::None,
     )
     .await
     .expect(200);
@@ -377,7 +331,7 @@ async fn requests_subscriptions_edits_mutes_and_blocks() {
         "PUT",
         &format!("/api/v1/statuses/{post}"),
         Some(&alice.token),
-        &[("status", "news, edited")],
+        Body::Form(&[("status", "news, edited")]),
     )
     .await
     .expect(200);

@@ -6,14 +6,9 @@
 mod common;
 
 use common::*;
-use reqwest::header;
 use serde_json::{Value, json};
 
-struct Api {
-    server: Server,
-    db: String,
-    http: reqwest::Client,
-}
+type Api = TestApi;
 
 #[derive(Clone)]
 struct User {
@@ -21,51 +16,7 @@ struct User {
     token: String,
 }
 
-enum Body<'a> {
-    None,
-    Form(&'a [(&'a str, &'a str)]),
-    Json(Value),
-}
-
 impl Api {
-    async fn start() -> Self {
-        // The server's reqwest links rustls without a default provider (federation picks
-        // ring), and the tests' client shares that build: it needs one installed.
-        install_crypto_provider();
-        let (server, db) = api_on_fresh_database(&[]).await;
-        Self {
-            server,
-            db,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Body<'_>) -> Reply {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.server.base_url));
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        req = match body {
-            Body::None => req,
-            Body::Form(pairs) => req
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(serde_urlencoded::to_string(pairs).unwrap()),
-            Body::Json(v) => req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(v.to_string()),
-        };
-        Reply::read(req.send().await.expect("the server answers")).await
-    }
-
-    async fn conn(&self) -> sqlx::PgConnection {
-        <sqlx::PgConnection as sqlx::Connection>::connect(&self.db)
-            .await
-            .unwrap()
-    }
-
     async fn sql(&self, sql: &'static str, id: &str) {
         let mut conn = self.conn().await;
         sqlx::query(sql)

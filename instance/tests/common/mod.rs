@@ -2,10 +2,13 @@
 //! failure with instructions, never a silent skip.
 #![allow(dead_code)] // each test binary uses a different subset
 
+mod api;
 mod http;
 mod s3;
 mod worker;
 // Not every test binary speaks HTTP, keeps media or runs workers.
+#[allow(unused_imports)]
+pub use api::*;
 #[allow(unused_imports)]
 pub use http::*;
 #[allow(unused_imports)]
