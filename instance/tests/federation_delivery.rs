@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -197,27 +196,17 @@ struct Ours {
 }
 
 async fn start() -> Ours {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     let db = migrated_database().await;
     let domain = unique_domain();
     let redis = service_env("FEDI_TEST_REDIS_URL");
     let env = [
         ("FEDI_DOMAIN", domain.as_str()),
         ("FEDI_FEDERATION_ALLOW_LOOPBACK", "true"),
+        ("FEDI_WORKER_CONCURRENCY", "4"),
     ];
     let api = start_api_with(&db, &redis, &env).await;
-    let worker = server_command(&db, &redis)
-        .arg("worker")
-        .env("FEDI_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("FEDI_WORKER_CONCURRENCY", "4")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn fedi-server worker");
-    let worker = Server {
-        child: worker,
-        base_url: String::new(),
-    };
+    let worker = start_worker(&db, &redis, &env);
     let (alice, user) = create_user(&db, "alice", "pw-alice-123456").await;
     let token = issue_token(&db, Some(user), "read write follow").await;
     Ours {
@@ -228,15 +217,6 @@ async fn start() -> Ours {
         alice,
         token,
     }
-}
-
-fn unique_domain() -> String {
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    format!(
-        "delivery-{}-{}.test",
-        std::process::id(),
-        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
 }
 
 impl Ours {
