@@ -6,14 +6,9 @@
 mod common;
 
 use common::*;
-use reqwest::header;
 use serde_json::{Value, json};
 
-struct Api {
-    server: Server,
-    db: String,
-    http: reqwest::Client,
-}
+type Api = TestApi;
 
 #[derive(Clone)]
 struct User {
@@ -22,17 +17,6 @@ struct User {
 }
 
 impl Api {
-    async fn start() -> Self {
-        // reqwest's TLS comes without a crypto provider in this build: the server's, ring.
-        install_crypto_provider();
-        let (server, db) = api_on_fresh_database(&[]).await;
-        Self {
-            server,
-            db,
-            http: reqwest::Client::new(),
-        }
-    }
-
     async fn user(&self, name: &str) -> User {
         let (account, user) = create_user(&self.db, name, "pw-search-1").await;
         User {
@@ -42,25 +26,14 @@ impl Api {
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> Reply {
-        let mut req = self.http.get(format!("{}{path}", self.server.base_url));
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        Reply::read(req.send().await.expect("the server answers")).await
+        self.call("GET", path, token, Body::None).await
     }
 
     async fn post(&self, path: &str, user: &User, pairs: &[(&str, &str)]) -> Value {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.server.base_url))
-            .header(header::AUTHORIZATION, format!("Bearer {}", user.token))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string(pairs).unwrap())
-            .send()
+        self.call("POST", path, Some(&user.token), Body::Form(pairs))
             .await
-            .unwrap();
-        let reply = Reply::read(resp).await.expect(200);
-        reply.json()
+            .expect(200)
+            .json()
     }
 
     async fn post_status(&self, user: &User, text: &str, visibility: &str) -> String {
@@ -637,16 +610,7 @@ async fn hashtags_are_followed_and_listed() {
     // Errors: unknown tag, names no status could tag, scopes, no token.
     let post = |path: &'static str, token: String| {
         let api = &api;
-        async move {
-            let resp = api
-                .http
-                .post(format!("{}{path}", api.server.base_url))
-                .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                .send()
-                .await
-                .unwrap();
-            Reply::read(resp).await
-        }
+        async move { api.call("POST", path, Some(&token), Body::None).await }
     };
     post("/api/v1/tags/nosuchtag/unfollow", alice.token.clone())
         .await
