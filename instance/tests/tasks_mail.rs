@@ -54,12 +54,7 @@ fn config(db: &str, domain: &str, smtp_port: &str) -> ServerConfig {
         ("FEDI_SMTP_TLS", "none"),
         ("FEDI_SMTP_FROM", "notifications@test.example"),
     ];
-    ServerConfig::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap()
+    config_from(&vars)
 }
 
 async fn queue_mail(db: &str, to: &str, subject: &str) -> i64 {

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use fedi_config::ServerConfig;
 use fedi_server::state::AppState;
 use fedi_server::tasks::maintenance;
 
@@ -40,12 +39,7 @@ async fn orphaned_media_past_the_retention_leave_the_bucket_and_the_database() {
         ("FEDI_S3_SECRET_ACCESS_KEY", secret.as_str()),
         ("FEDI_ORPHANED_MEDIA_RETENTION_HOURS", "24"),
     ];
-    let config = ServerConfig::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
+    let config = config_from(&vars);
     let state = AppState::new(&config).unwrap();
     let storage = state.storage.clone().unwrap();
 

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use fedi_config::ServerConfig;
 use fedi_server::state::AppState;
 
 /// Waits until the next whole minute is at least `margin` away, so that a window of
@@ -31,12 +30,7 @@ async fn an_ending_poll_notifies_its_voter_and_author_when_it_ends() {
         ("FEDI_DATABASE_URL", db.as_str()),
         ("FEDI_REDIS_URL", redis.as_str()),
     ];
-    let config = ServerConfig::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
+    let config = config_from(&vars);
     let state = AppState::new(&config).unwrap();
     let _worker = start_worker(&db, &redis, &[("FEDI_DOMAIN", domain.as_str())]);
 

@@ -3,12 +3,15 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 mod api;
+mod config;
 mod http;
 mod s3;
 mod worker;
 // Not every test binary speaks HTTP, keeps media or runs workers.
 #[allow(unused_imports)]
 pub use api::*;
+#[allow(unused_imports)]
+pub use config::*;
 #[allow(unused_imports)]
 pub use http::*;
 #[allow(unused_imports)]
