@@ -28,6 +28,7 @@ use crate::crd::{FediInstance, FediInstanceStatus, UpgradePhase};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::migrations::{self, Migration, Phase};
+use crate::search_index;
 use crate::upgrade::{Admission, Fleet, Step};
 use crate::{Error, Result, dependencies, dereference, finalizer, status};
 
@@ -274,6 +275,12 @@ async fn pipeline(
         Timestamp::now(),
     );
     upgrade_events(fedi, ctx, &status, &step).await;
+    let mut status = status;
+    let migrated = !suspended
+        && report.all_ready()
+        && matches!(step, Step::RollingOut | Step::PostMigration(_) | Step::Done);
+    let reindex = reindex(fedi, ctx, namespace, migrated).await?;
+    status::search_indexed(&mut status, fedi, &reindex, Timestamp::now());
     let was = fedi.status.as_ref().and_then(|s| s.version.as_ref()?.phase);
     let now = status.version.as_ref().and_then(|v| v.phase);
     if was.is_some_and(|p| p.in_progress() || p == UpgradePhase::Failed)
@@ -399,6 +406,39 @@ async fn migrate(
             .await;
     }
     Ok(migration)
+}
+
+/// Runs or follows the search reindex Job; reports its creation and a failure (a Warning
+/// event once, when it fails: the rollout goes on without it).
+async fn reindex(
+    fedi: &FediInstance,
+    ctx: &Context,
+    namespace: &str,
+    migrated: bool,
+) -> Result<search_index::Reindex> {
+    let (reindex, created) =
+        search_index::ensure(&ctx.client, fedi, namespace, &ctx.defaults, migrated).await?;
+    if let Some(applied) = created {
+        let resource = &applied.child.resource;
+        ctx.child_changed(fedi, "Created", resource, namespace, &applied.child.name())
+            .await;
+    }
+    let failed_before = fedi
+        .condition(status::SEARCH_INDEXED)
+        .is_some_and(|c| c.reason == "ReindexFailed");
+    if let search_index::Reindex::Failed { message, .. } = &reindex
+        && !failed_before
+    {
+        ctx.event(
+            fedi,
+            EventType::Warning,
+            "SearchReindexFailed",
+            message.clone(),
+            None,
+        )
+        .await;
+    }
+    Ok(reindex)
 }
 
 /// An event for each step of an upgrade, when the recorded phase changes.

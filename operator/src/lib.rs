@@ -20,6 +20,7 @@ pub mod migrations;
 pub mod object_storage;
 pub mod redis_cluster;
 pub mod reference;
+pub mod search_index;
 pub mod status;
 pub mod telemetry;
 pub mod upgrade;

@@ -53,37 +53,49 @@ pub async fn ensure(
 ) -> Result<(Migration, Option<apply::Applied>)> {
     let (job, image) = build::migration(fedi, defaults, phase, from)?;
     let name = job.name();
-    // A Job is immutable, and its step is named by the image: an existing one is followed
-    // as it is, even if the configuration (its pod's checksum annotation) changed since.
-    let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &job.resource);
-    let (live, created) = match jobs.get_opt(&name).await.map_err(Error::Kube)? {
-        Some(live) => (live, None),
-        None => {
-            let applied = apply::apply(client, namespace, job).await?;
-            (applied.live.clone(), Some(applied))
-        }
-    };
+    let (live, created) = follow(client, namespace, job).await?;
     let mut state = verdict(&live, name.clone(), image, phase);
     // The end of the failed pod's log, when the kubelet recorded it.
     if let Migration::Failed { message, .. } | Migration::Refused { message, .. } = &mut state
-        && let Some(log) = last_log_lines(client, namespace, &name).await?
+        && let Some(log) = last_log_lines(client, namespace, &name, "migrate").await?
     {
         message.push_str(&format!(" Last log lines:\n{log}"));
     }
     Ok((state, created))
 }
 
+/// The live Job of a step, created if missing; and the applied Job when it was just
+/// created. A Job is immutable, and its step is named by the image: an existing one is
+/// followed as it is, even if the configuration (its pod's checksum annotation) changed
+/// since.
+pub(crate) async fn follow(
+    client: &Client,
+    namespace: &str,
+    job: build::Child,
+) -> Result<(DynamicObject, Option<apply::Applied>)> {
+    let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &job.resource);
+    Ok(
+        match jobs.get_opt(&job.name()).await.map_err(Error::Kube)? {
+            Some(live) => (live, None),
+            None => {
+                let applied = apply::apply(client, namespace, job).await?;
+                (applied.live.clone(), Some(applied))
+            }
+        },
+    )
+}
+
+/// The condition of `type_` that holds on a Job (`Complete`, `Failed`).
+pub(crate) fn job_condition<'a>(job: &'a DynamicObject, type_: &str) -> Option<&'a Value> {
+    job.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_ && c["status"] == "True")
+}
+
 /// A Job's outcome from its status conditions (`Complete`, `Failed`).
 fn verdict(job: &DynamicObject, name: String, image: String, phase: Phase) -> Migration {
-    let conditions = job.data["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let holds = |t: &str| -> Option<&Value> {
-        conditions
-            .iter()
-            .find(|c| c["type"] == t && c["status"] == "True")
-    };
+    let holds = |t: &str| job_condition(job, t);
     if holds("Complete").is_some() {
         return Migration::Done { image };
     }
@@ -125,7 +137,12 @@ const LOG_QUOTE: usize = 1024;
 
 /// The termination message of the Job's last failed pod (its last log lines, through
 /// `FallbackToLogsOnError`), trimmed to its end.
-async fn last_log_lines(client: &Client, namespace: &str, job: &str) -> Result<Option<String>> {
+pub(crate) async fn last_log_lines(
+    client: &Client,
+    namespace: &str,
+    job: &str,
+    container: &str,
+) -> Result<Option<String>> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = pods
         .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
@@ -139,7 +156,7 @@ async fn last_log_lines(client: &Client, namespace: &str, job: &str) -> Result<O
             let terminated = status
                 .container_statuses?
                 .into_iter()
-                .find(|c| c.name == "migrate")?
+                .find(|c| c.name == container)?
                 .state?
                 .terminated?;
             let message = terminated.message.filter(|m| !m.trim().is_empty())?;

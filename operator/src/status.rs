@@ -8,12 +8,14 @@ use k8s_openapi::jiff::Timestamp;
 use crate::crd::{ComponentStatus, FediInstance, FediInstanceStatus, VersionStatus};
 use crate::dependencies::Report;
 use crate::migrations::Migration;
+use crate::search_index::Reindex;
 use crate::upgrade::Step;
 
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const MIGRATED: &str = "Migrated";
+pub const SEARCH_INDEXED: &str = "SearchIndexed";
 
 /// A workload's Deployment as last seen, under its component name (`api`, `worker-default`).
 pub struct Observed<'a> {
@@ -216,7 +218,69 @@ pub fn desired(
         url: Some(format!("https://{}", fedi.spec.domain)),
         migrated_image,
         post_migrated_image,
+        search_indexed_image: previous.search_indexed_image.clone(),
     }
+}
+
+/// Records the search reindex step in `status`: `searchIndexedImage` and the
+/// `SearchIndexed` condition. A condition of its own rather than a reason on `SearchReady`:
+/// `SearchReady` gates the rollout, and the reindex must not (PostgreSQL serves search
+/// meanwhile).
+pub fn search_indexed(
+    status: &mut FediInstanceStatus,
+    fedi: &FediInstance,
+    reindex: &Reindex,
+    now: Timestamp,
+) {
+    let c = Conditions {
+        fedi,
+        generation: fedi.metadata.generation,
+        now,
+    };
+    status.conditions.retain(|c| c.type_ != SEARCH_INDEXED);
+    let condition = match reindex {
+        Reindex::NotConfigured => {
+            status.search_indexed_image = None;
+            return;
+        }
+        Reindex::Waiting => fedi.condition(SEARCH_INDEXED).cloned().unwrap_or_else(|| {
+            c.make(
+                SEARCH_INDEXED,
+                false,
+                "WaitingForMigrations",
+                "The search indexes are migrated once the schema migrations are done.",
+            )
+        }),
+        Reindex::Running { job, image } => c.make(
+            SEARCH_INDEXED,
+            false,
+            "Reindexing",
+            &format!(
+                "Job {job} runs fedi-server admin search migrate for {image}; search uses \
+                 PostgreSQL where the indexes do not match yet."
+            ),
+        ),
+        Reindex::Failed { message, .. } => c.make(SEARCH_INDEXED, false, "ReindexFailed", message),
+        Reindex::Done { job, image } => {
+            status.search_indexed_image = Some(image.clone());
+            match (job, fedi.condition(SEARCH_INDEXED)) {
+                // Already recorded: the same condition, the Job that did it still named.
+                (None, Some(kept)) if kept.status == "True" => kept.clone(),
+                _ => c.make(
+                    SEARCH_INDEXED,
+                    true,
+                    "Indexed",
+                    &match job {
+                        Some(job) => {
+                            format!("Job {job} migrated the search indexes for {image}.")
+                        }
+                        None => format!("The search indexes match {image}."),
+                    },
+                ),
+            }
+        }
+    };
+    status.conditions.push(condition);
 }
 
 /// The stored status with `Ready=False`, reason `Paused`: while the pause annotation is set,
@@ -440,6 +504,81 @@ mod tests {
             ("False".into(), "MigrationFailed".into())
         );
         assert_eq!(s.migrated_image.as_deref(), Some("img:0.1.0"));
+    }
+
+    #[test]
+    fn a_failed_reindex_is_reported_without_holding_anything_and_the_indexed_image_is_kept() {
+        let mut fedi = minimal();
+        let base = desired(
+            &fedi,
+            &[],
+            "0.1.0",
+            "img:0.1.0",
+            &all_ready(),
+            &Step::Done,
+            Timestamp::UNIX_EPOCH,
+        );
+        let mut s = base.clone();
+        search_indexed(
+            &mut s,
+            &fedi,
+            &Reindex::Done {
+                job: Some("j1".into()),
+                image: "img:0.1.0".into(),
+            },
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(s.search_indexed_image.as_deref(), Some("img:0.1.0"));
+        assert_eq!(
+            reason(&s, SEARCH_INDEXED),
+            ("True".into(), "Indexed".into())
+        );
+        assert!(fedi.condition(SEARCH_INDEXED).is_none());
+        fedi.status = Some(s);
+        let base = desired(
+            &fedi,
+            &[],
+            "0.2.0",
+            "img:0.2.0",
+            &all_ready(),
+            &Step::Done,
+            Timestamp::UNIX_EPOCH,
+        );
+        let mut s = base.clone();
+        search_indexed(
+            &mut s,
+            &fedi,
+            &Reindex::Failed {
+                job: "j2".into(),
+                message: "Job j2 failed".into(),
+            },
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            reason(&s, SEARCH_INDEXED),
+            ("False".into(), "ReindexFailed".into())
+        );
+        // The last image indexed stays; the rollout's conditions are untouched.
+        assert_eq!(s.search_indexed_image.as_deref(), Some("img:0.1.0"));
+        assert_eq!(reason(&s, READY), reason(&base, READY));
+        assert_eq!(
+            s.conditions
+                .iter()
+                .filter(|c| c.type_ == SEARCH_INDEXED)
+                .count(),
+            1
+        );
+        let mut s = base;
+        search_indexed(
+            &mut s,
+            &fedi,
+            &Reindex::NotConfigured,
+            Timestamp::UNIX_EPOCH,
+        );
+        assert!(
+            s.search_indexed_image.is_none()
+                && s.conditions.iter().all(|c| c.type_ != SEARCH_INDEXED)
+        );
     }
 
     fn all_ready() -> Report {

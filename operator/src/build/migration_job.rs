@@ -37,12 +37,58 @@ impl Phase {
 /// (Jobs are immutable), a re-applied one finds its own, and going back to an image migrated
 /// long ago runs again instead of finding that old, completed Job.
 pub fn name(instance: &str, phase: Phase, from: Option<&str>, image: &str) -> String {
-    let hash = Sha256::digest(format!("{}\n{image}", from.unwrap_or("")).as_bytes());
-    let short: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    format!("{instance}-migrate-{}-{short}", phase.as_str())
+    format!(
+        "{instance}-migrate-{}-{}",
+        phase.as_str(),
+        step_hash(from, image)
+    )
 }
 
 pub(crate) fn build(ctx: &Ctx, config_checksum: &str, phase: Phase, from: Option<&str>) -> Job {
+    let mut job = one_shot(
+        ctx,
+        config_checksum,
+        OneShot {
+            container: "migrate",
+            args: vec!["migrate".into(), format!("--{}", phase.as_str())],
+            label: (PHASE_LABEL, phase.as_str()),
+            name: &|image| name(&ctx.name, phase, from, image),
+        },
+    );
+    if let Some(spec) = job.spec.as_mut() {
+        // Retries with the Job's exponential back-off (10 s, 20 s): a lock timeout or
+        // a database restart passes; a migration that failed three times needs a person.
+        spec.backoff_limit = Some(2);
+        // A refused downgrade fails at once: retrying cannot change the schema's age.
+        spec.pod_failure_policy = Some(PodFailurePolicy {
+            rules: vec![PodFailurePolicyRule {
+                action: "FailJob".into(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some("migrate".into()),
+                    operator: "In".into(),
+                    values: vec![EXIT_SCHEMA_NEWER],
+                }),
+                on_pod_conditions: None,
+            }],
+        });
+    }
+    job
+}
+
+/// What differs between the one-shot Jobs of the upgrade pipeline (migrations, search
+/// reindex): the command, and the name and label of the step.
+pub(crate) struct OneShot<'a> {
+    pub container: &'static str,
+    pub args: Vec<String>,
+    /// A label saying which step the Job is (key, value).
+    pub label: (&'static str, &'a str),
+    /// The Job's name, from the image it runs.
+    pub name: &'a dyn Fn(&str) -> String,
+}
+
+/// A Job running `fedi-server <args>` once in the api pod, minus what only a long-running
+/// server needs.
+pub(crate) fn one_shot(ctx: &Ctx, config_checksum: &str, step: OneShot) -> Job {
     let api = Workload::all(ctx.fedi)
         .into_iter()
         .find(|w| w.component == "api")
@@ -54,8 +100,8 @@ pub(crate) fn build(ctx: &Ctx, config_checksum: &str, phase: Phase, from: Option
         pod.restart_policy = Some("Never".into());
         pod.topology_spread_constraints = None;
         for c in &mut pod.containers {
-            c.name = "migrate".into();
-            c.args = Some(vec!["migrate".into(), format!("--{}", phase.as_str())]);
+            c.name = step.container.into();
+            c.args = Some(step.args.clone());
             c.ports = None;
             c.startup_probe = None;
             c.readiness_probe = None;
@@ -65,33 +111,18 @@ pub(crate) fn build(ctx: &Ctx, config_checksum: &str, phase: Phase, from: Option
             c.termination_message_policy = Some("FallbackToLogsOnError".into());
         }
     }
-    let mut labels = ctx.labels(Some("migrate"));
+    let mut labels = ctx.labels(Some(step.container));
     labels.insert("app.kubernetes.io/version".into(), image_tag(&image));
-    labels.insert(PHASE_LABEL.into(), phase.as_str().into());
+    labels.insert(step.label.0.into(), step.label.1.into());
     if let Some(meta) = template.metadata.as_mut() {
         meta.labels = Some(labels.clone());
     }
-    let mut metadata = ctx.metadata(name(&ctx.name, phase, from, &image), Some("migrate"));
+    let mut metadata = ctx.metadata((step.name)(&image), Some(step.container));
     metadata.labels = Some(labels);
     Job {
         metadata,
         spec: Some(JobSpec {
             template,
-            // Retries with the Job's exponential back-off (10 s, 20 s): a lock timeout or
-            // a database restart passes; a migration that failed three times needs a person.
-            backoff_limit: Some(2),
-            // A refused downgrade fails at once: retrying cannot change the schema's age.
-            pod_failure_policy: Some(PodFailurePolicy {
-                rules: vec![PodFailurePolicyRule {
-                    action: "FailJob".into(),
-                    on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-                        container_name: Some("migrate".into()),
-                        operator: "In".into(),
-                        values: vec![EXIT_SCHEMA_NEWER],
-                    }),
-                    on_pod_conditions: None,
-                }],
-            }),
             active_deadline_seconds: Some(3600),
             // Kept a week for its logs; the status remembers the outcome after that.
             ttl_seconds_after_finished: Some(7 * 24 * 3600),
@@ -99,6 +130,12 @@ pub(crate) fn build(ctx: &Ctx, config_checksum: &str, phase: Phase, from: Option
         }),
         ..Default::default()
     }
+}
+
+/// A short hash of a step's origin and image, for Job names.
+pub(crate) fn step_hash(from: Option<&str>, image: &str) -> String {
+    let hash = Sha256::digest(format!("{}\n{image}", from.unwrap_or("")).as_bytes());
+    hash.iter().take(5).map(|b| format!("{b:02x}")).collect()
 }
 
 fn image_of(template: &k8s_openapi::api::core::v1::PodTemplateSpec) -> String {

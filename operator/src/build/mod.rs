@@ -15,6 +15,7 @@ mod object_store;
 mod pdb;
 mod redis;
 mod search;
+pub mod search_index_job;
 mod service_account;
 mod services;
 mod size;
@@ -181,6 +182,26 @@ pub fn migration(
     let ctx = Ctx::new(fedi, defaults)?;
     let checksum = config_map::checksum(&config_map::build(&ctx));
     let job = migration_job::build(&ctx, &checksum, phase, from);
+    let image = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    Ok((Child::new(&job), image))
+}
+
+/// The search reindex Job for the image the spec asks for, coming from `from` (the image
+/// last indexed), and that image.
+pub fn search_index(
+    fedi: &FediInstance,
+    defaults: &Defaults,
+    from: Option<&str>,
+) -> Result<(Child, String), BuildError> {
+    let ctx = Ctx::new(fedi, defaults)?;
+    let checksum = config_map::checksum(&config_map::build(&ctx));
+    let job = search_index_job::build(&ctx, &checksum, from);
     let image = job
         .spec
         .as_ref()

@@ -111,7 +111,13 @@ pub struct FediInstanceSpec {
     #[serde(default)]
     pub object_storage: ObjectStorageSpec,
 
-    /// Optional full-text search. Without it, search uses PostgreSQL.
+    /// Optional full-text search. Without it, search uses PostgreSQL. With it, every new
+    /// server image runs a Job `fedi-server admin search migrate` once its pre-deployment
+    /// migrations are done: it reindexes only when the image's index mappings changed, and
+    /// costs one request otherwise. The Job never holds the rollout back (search uses
+    /// PostgreSQL until the indexes match); the `SearchIndexed` condition names it, and a
+    /// failed one is reported (a `SearchReindexFailed` Warning event) and run again 10
+    /// minutes later, or at once when deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchSpec>,
 
@@ -170,6 +176,11 @@ pub struct FediInstanceStatus {
     /// ran it: the upgrade to it is finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_migrated_image: Option<String>,
+    /// The server image whose search index migration (`fedi-server admin search migrate`)
+    /// has completed. It runs once per image when search is configured and reindexes only
+    /// when the image's index mappings changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_indexed_image: Option<String>,
 }
 
 /// Versions of the server: what runs, what is wanted.
