@@ -14,12 +14,6 @@ use serde_json::{Value, json};
 
 type Api = TestApi;
 
-#[derive(Clone)]
-struct User {
-    id: String,
-    token: String,
-}
-
 impl Api {
     async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.call("GET", path, token, Body::None).await

@@ -10,12 +10,6 @@ use serde_json::{Value, json};
 
 type Api = TestApi;
 
-#[derive(Clone)]
-struct User {
-    id: String,
-    token: String,
-}
-
 impl Api {
     async fn sql(&self, sql: &'static str, id: &str) {
         let mut conn = self.conn().await;

@@ -10,12 +10,6 @@ use serde_json::{Value, json};
 
 type Api = TestApi;
 
-#[derive(Clone)]
-struct User {
-    id: String,
-    token: String,
-}
-
 impl Api {
     async fn user(&self, name: &str) -> User {
         let (account, user) = create_user(&self.db, name, "pw-search-1").await;

@@ -13,6 +13,13 @@ pub enum Body<'a> {
     Json(Value),
 }
 
+/// A local account of a test (its id as the API writes it) and a token of it.
+#[derive(Clone)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
 pub struct TestApi {
     pub server: Server,
     pub db: String,
