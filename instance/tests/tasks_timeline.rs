@@ -37,6 +37,13 @@ impl Probe {
         }
     }
 
+    async fn run(&self, cmd: &redis::Cmd) {
+        match self {
+            Probe::Standalone(c) => cmd.query_async::<()>(&mut c.clone()).await.unwrap(),
+            Probe::Cluster(c) => cmd.query_async::<()>(&mut c.clone()).await.unwrap(),
+        }
+    }
+
     async fn ids(&self, cmd: &redis::Cmd) -> Vec<i64> {
         match self {
             Probe::Standalone(c) => cmd.query_async(&mut c.clone()).await.unwrap(),
@@ -529,4 +536,60 @@ async fn feeds_of_inactive_accounts_are_dropped_and_rebuilt_on_return() {
     assert!(env.feed(&away).await.is_empty());
     assert_eq!(env.home(&away).await, vec![after, before]);
     assert_eq!(env.feed(&away).await, vec![before, after]);
+}
+
+/// Mastodon's followed hashtags: a public original under a followed tag reaches the
+/// follower's home feed through fan-out (not its unlisted posts, not boosts, not authors the
+/// follower mutes), the rebuilt feed holds the same, and unfollowing the tag takes them out.
+#[tokio::test]
+async fn followed_hashtags_bring_public_posts_into_home() {
+    let env = Env::start(false).await;
+    let reader = env.user("reader").await;
+    let author = env.user("author").await;
+    let muted = env.user("muted").await;
+    env.home(&reader).await;
+    env.post(&reader, "/api/v1/tags/Rust/follow", &[]).await;
+    env.act(&reader, "mute", &muted).await;
+    // Following the tag dropped the feed; build it again so that fan-out writes into it.
+    env.home(&reader).await;
+
+    let tagged = env.status(&author, "hello #rust").await;
+    let untagged = env.status(&author, "hello world").await;
+    let unlisted = id_of(
+        &env.post(
+            &author,
+            "/api/v1/statuses",
+            &[("status", "quiet #rust"), ("visibility", "unlisted")],
+        )
+        .await,
+    );
+    let from_muted = env.status(&muted, "muted #Rust").await;
+    let boost = env.reblog(&muted, tagged).await;
+    env.barrier().await;
+
+    let feed = env.feed(&reader).await;
+    assert!(
+        feed.contains(&tagged),
+        "followed tag's post missing: {feed:?}"
+    );
+    for (what, id) in [
+        ("untagged", untagged),
+        ("unlisted", unlisted),
+        ("muted author", from_muted),
+        ("boost", boost),
+    ] {
+        assert!(
+            !feed.contains(&id),
+            "{what} status {id} in the feed: {feed:?}"
+        );
+    }
+
+    // A rebuild from PostgreSQL agrees with fan-out.
+    env.probe
+        .run(redis::cmd("DEL").arg(format!("feed:home:{{{}}}", reader.id)))
+        .await;
+    assert_eq!(env.home(&reader).await, vec![tagged]);
+
+    env.post(&reader, "/api/v1/tags/rust/unfollow", &[]).await;
+    assert!(env.home(&reader).await.is_empty());
 }

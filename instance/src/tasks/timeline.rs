@@ -251,6 +251,30 @@ async fn recipients(state: &AppState, id: i64) -> Result<Vec<Recipient>, sqlx::E
     .await
 }
 
+/// Local accounts following one of the hashtags of public original `id` (not its author),
+/// with the checks of Mastodon's `filter_from_tags?`: the home feed's blocks, mutes and
+/// exclusive lists, and the reader's domain blocks.
+async fn tag_followers(state: &AppState, id: i64) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(concat!(
+        "SELECT DISTINCT tf.account_id FROM statuses s \
+           JOIN statuses_tags st ON st.status_id = s.id \
+           JOIN tag_follows tf ON tf.tag_id = st.tag_id \
+           JOIN users u ON u.account_id = tf.account_id \
+           LEFT JOIN statuses o ON o.id = s.reblog_of_id \
+         WHERE s.id = $1 AND s.visibility = 'public' AND s.reblog_of_id IS NULL \
+           AND tf.account_id <> s.account_id \
+           AND NOT EXISTS (SELECT 1 FROM account_domain_blocks d \
+                JOIN accounts da ON da.domain = d.domain \
+                WHERE d.account_id = tf.account_id AND da.id = s.account_id) AND ",
+        feed_allows!("s", "o", "tf.account_id"),
+        " AND ",
+        home_allows!("s", "tf.account_id")
+    ))
+    .bind(id)
+    .fetch_all(state.db.primary())
+    .await
+}
+
 /// The status as an anonymous viewer sees it, rendered from the author's point of view (who
 /// may see it whatever its visibility) without the author's own marks.
 async fn render(state: &AppState, id: i64, author: i64) -> Result<Option<Status>, sqlx::Error> {
@@ -310,6 +334,12 @@ pub async fn fan_out(state: &AppState, job: &FanOut) -> anyhow::Result<()> {
         Vec::new()
     };
     homes.extend(followers.iter().filter(|r| r.home).map(|r| r.account_id));
+    // Followers of its hashtags (Mastodon's `deliver_to_hashtag_followers!`), once each.
+    for account in tag_followers(state, id).await? {
+        if !homes.contains(&account) {
+            homes.push(account);
+        }
+    }
     let entry = facts.entry(id);
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(homes)
         .map(|account| {

@@ -199,6 +199,9 @@ pub async fn follow(
     .bind(row.id)
     .execute(state.db.primary())
     .await?;
+    // The home feed changes under the tag: the next read rebuilds it with the tag's statuses
+    // (as after following an account).
+    crate::api::timelines::feed::invalidate(&state, me).await;
     one(&state, row, Some(me)).await
 }
 
@@ -216,6 +219,7 @@ pub async fn unfollow(
         .bind(row.id)
         .execute(state.db.primary())
         .await?;
+    crate::api::timelines::feed::invalidate(&state, me).await;
     one(&state, row, Some(me)).await
 }
 

@@ -408,13 +408,26 @@ pub(crate) use {feed_allows, follow_carries, home_allows};
 pub async fn rebuild(state: &AppState, me: i64) -> anyhow::Result<()> {
     let rows: Vec<(i64, Option<i64>)> = sqlx::query_as(concat!(
         "SELECT s.id, s.reblog_of_id FROM statuses s WHERE s.account_id = $1 \
-         UNION ALL \
+         UNION \
          SELECT s.id, s.reblog_of_id FROM follows f \
            JOIN statuses s ON s.account_id = f.target_account_id \
            LEFT JOIN statuses o ON o.id = s.reblog_of_id \
          WHERE f.account_id = $1 AND ",
         follow_carries!("f", "s"),
         " AND ",
+        feed_allows!("s", "o", "$1"),
+        " AND ",
+        home_allows!("s", "$1"),
+        // Public originals under the hashtags the account follows, as fan-out adds them.
+        " UNION \
+         SELECT s.id, s.reblog_of_id FROM tag_follows tf \
+           JOIN statuses_tags st ON st.tag_id = tf.tag_id \
+           JOIN statuses s ON s.id = st.status_id \
+           LEFT JOIN statuses o ON o.id = s.reblog_of_id \
+         WHERE tf.account_id = $1 AND s.visibility = 'public' AND s.reblog_of_id IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM account_domain_blocks d \
+                JOIN accounts da ON da.domain = d.domain \
+                WHERE d.account_id = $1 AND da.id = s.account_id) AND ",
         feed_allows!("s", "o", "$1"),
         " AND ",
         home_allows!("s", "$1"),
