@@ -46,7 +46,7 @@ deny: ## Licences, bans and sources of every dependency (and advisories when rea
 .PHONY: crds
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --quiet --locked --bin crdgen > crds/fediinstances.yaml
-	cp crds/fediinstances.yaml charts/fedi-operator/crds/
+	cp crds/fediinstances.yaml charts/fedi-operator/files/crds/
 	$(CARGO) run --quiet --locked --bin crdgen -- --reference > docs/reference/fediinstance.md
 
 .PHONY: crds-check

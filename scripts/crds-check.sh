@@ -7,7 +7,7 @@ generated=$(mktemp)
 trap 'rm -f "$generated"' EXIT
 cargo run --quiet --locked --bin crdgen >"$generated"
 status=0
-for copy in crds/fediinstances.yaml charts/fedi-operator/crds/fediinstances.yaml; do
+for copy in crds/fediinstances.yaml charts/fedi-operator/files/crds/fediinstances.yaml; do
     if ! diff -u "$copy" "$generated"; then
         echo "error: $copy is out of date: run 'make crds' and commit it" >&2
         status=1
@@ -16,6 +16,12 @@ done
 cargo run --quiet --locked --bin crdgen -- --reference >"$generated"
 if ! diff -u docs/reference/fediinstance.md "$generated" >/dev/null; then
     echo "error: docs/reference/fediinstance.md is out of date: run 'make crds' and commit it" >&2
+    status=1
+fi
+# The chart renders its CRD from files/crds/ (so upgrades update it); a crds/ directory
+# would be installed first, unowned, and the release's own CRD would then collide with it.
+if [[ -e charts/fedi-operator/crds ]]; then
+    echo "error: charts/fedi-operator/crds/ must not exist: the CRD is templates/crds.yaml" >&2
     status=1
 fi
 # The chart ships the operator of the same release.

@@ -131,6 +131,9 @@ async fn installed_operator_serves_an_instance(mode: &str, extra: &[&str]) {
         "--wait",
         "--timeout",
         "90s",
+        // The shared CRD of every e2e test is applied by install_crd, not owned by a release.
+        "--set",
+        "crds.install=false",
     ];
     args.extend_from_slice(extra);
     if mode == "namespaced" {
@@ -178,4 +181,158 @@ async fn with_a_cluster_role_the_installed_operator_serves_an_instance() {
 #[tokio::test]
 async fn with_namespaced_roles_and_no_secret_watch_the_installed_operator_serves_an_instance() {
     installed_operator_serves_an_instance("namespaced", &["--set", "watchSecrets=false"]).await;
+}
+
+/// A copy of the chart whose CRD is a private one (its own API group), so that this test can
+/// install an older schema and upgrade it without touching the CRD the other tests share.
+/// `edit` changes the CRD before it is written (to make the "older" release).
+fn chart_with_private_crd(
+    dir: &std::path::Path,
+    group: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let src = repo_root().join("charts/fedi-operator");
+    let status = Command::new("cp")
+        .args(["-r", src.to_str().unwrap(), dir.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "copy the chart");
+    let file = dir.join("files/crds/fediinstances.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(
+            "name: fediinstances.fedi.dev",
+            &format!("name: fediinstances.{group}"),
+        )
+        .replace("group: fedi.dev", &format!("group: {group}"));
+    let mut crd: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    edit(&mut crd);
+    std::fs::write(&file, serde_yaml::to_string(&crd).unwrap()).unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+/// The spec properties of the (single) version of a CRD.
+fn spec_properties(crd: &mut serde_json::Value) -> &mut serde_json::Map<String, serde_json::Value> {
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        .as_object_mut()
+        .expect("spec properties in the CRD")
+}
+
+#[tokio::test]
+async fn a_chart_upgrade_updates_the_crd_and_an_uninstall_keeps_it() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject};
+
+    let client = client().await;
+    let home = TestNamespace::new(&client, "helm-crd").await;
+    let group = format!("{}.upgrade.test", home.name);
+    let crd_name = format!("fediinstances.{group}");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // The CRD outlives the release by design: this test removes its private one itself
+    // (kubectl, as a drop cannot await the async client).
+    struct DeleteCrd(String);
+    impl Drop for DeleteCrd {
+        fn drop(&mut self) {
+            let _ = Command::new("kubectl")
+                .args(["delete", "crd", &self.0, "--wait=false"])
+                .output();
+        }
+    }
+    let _cleanup = DeleteCrd(crd_name.clone());
+
+    let work = std::env::temp_dir().join(format!("helm-crd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    // The older release: its CRD does not know spec.suspend yet.
+    let old_chart = chart_with_private_crd(&work.join("old"), &group, |crd| {
+        assert!(
+            spec_properties(crd).remove("suspend").is_some(),
+            "spec.suspend exists"
+        );
+    });
+    let new_chart = chart_with_private_crd(&work.join("new"), &group, |_| {});
+    let release = Release {
+        name: "fedi-crd".into(),
+        namespace: home.name.clone(),
+    };
+    let common = ["--namespace", &home.name, "--wait", "--timeout", "90s"];
+    let has_suspend = |crd: &CustomResourceDefinition| {
+        crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .and_then(|s| s.properties.as_ref())
+            .and_then(|p| p.get("spec"))
+            .and_then(|s| s.properties.as_ref())
+            .is_some_and(|p| p.contains_key("suspend"))
+    };
+
+    let mut args = vec!["install", &release.name, &old_chart];
+    args.extend_from_slice(&common);
+    helm(&args);
+    let crd = crds
+        .get(&crd_name)
+        .await
+        .expect("the release installed its CRD");
+    assert!(!has_suspend(&crd), "the older CRD has no spec.suspend");
+
+    // An instance of the older schema, to outlive the uninstall below.
+    let resource = ApiResource {
+        group: group.clone(),
+        version: "v1alpha1".into(),
+        api_version: format!("{group}/v1alpha1"),
+        kind: "FediInstance".into(),
+        plural: "fediinstances".into(),
+    };
+    let instances: Api<DynamicObject> = Api::namespaced_with(client.clone(), &home.name, &resource);
+    let instance: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": format!("{group}/v1alpha1"),
+        "kind": "FediInstance",
+        "metadata": {"name": "survivor"},
+        "spec": {"domain": "survivor.example.com"},
+    }))
+    .unwrap();
+    await_until(TIMEOUT, "the older CRD to serve its API", || async {
+        instances
+            .create(&PostParams::default(), &instance)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await
+    .unwrap();
+
+    let mut args = vec!["upgrade", &release.name, &new_chart];
+    args.extend_from_slice(&common);
+    helm(&args);
+    let crd = crds.get(&crd_name).await.unwrap();
+    assert!(
+        has_suspend(&crd),
+        "helm upgrade brought the new CRD's spec.suspend"
+    );
+    assert_eq!(
+        crd.metadata.annotations.unwrap_or_default()["helm.sh/resource-policy"],
+        "keep"
+    );
+
+    helm(&[
+        "uninstall",
+        &release.name,
+        "--namespace",
+        &home.name,
+        "--wait",
+    ]);
+    let crd = crds
+        .get(&crd_name)
+        .await
+        .expect("helm uninstall kept the CRD (helm.sh/resource-policy: keep)");
+    assert!(
+        crd.metadata.deletion_timestamp.is_none(),
+        "the CRD is not being deleted"
+    );
+    instances
+        .get("survivor")
+        .await
+        .expect("the instance survives helm uninstall");
+    let _ = std::fs::remove_dir_all(&work);
 }
