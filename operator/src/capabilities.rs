@@ -18,6 +18,8 @@ pub struct Capabilities {
     pub http_route: bool,
     /// CloudNativePG's Cluster (`postgresql.cnpg.io/v1`), which a managed database needs.
     pub cloudnative_pg: bool,
+    /// KEDA's ScaledObject (`keda.sh/v1alpha1`), for worker autoscaling through Prometheus.
+    pub keda: bool,
 }
 
 impl Capabilities {
@@ -25,6 +27,7 @@ impl Capabilities {
         Ok(Self {
             http_route: served(client, &build::http_route_resource()).await?,
             cloudnative_pg: served(client, &build::database::cluster_resource()).await?,
+            keda: served(client, &build::worker_scaling::scaled_object_resource()).await?,
         })
     }
 

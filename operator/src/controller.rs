@@ -187,6 +187,7 @@ async fn pipeline(
     if !ctx.capabilities.cloudnative_pg {
         children.retain(|c| c.resource.group != build::database::GROUP);
     }
+    build::worker_scaling::select(&mut children, ctx.capabilities.keda);
     let keep = prunable(ctx.capabilities, &children);
 
     // The server's Deployments wait for the dependencies; everything else goes first.
@@ -536,6 +537,9 @@ fn prunable(
     // Without their CRDs there is nothing to prune (and listing them would fail).
     if capabilities.http_route {
         kinds.push(build::http_route_resource());
+    }
+    if capabilities.keda {
+        kinds.push(build::worker_scaling::scaled_object_resource());
     }
     if capabilities.cloudnative_pg {
         kinds.push(build::database::pooler_resource());

@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::size::{self, Role};
 use super::{Ctx, env};
-use crate::crd::{AutoscalingSpec, FediInstance, PullPolicy};
+use crate::crd::{AutoscalingSpec, FediInstance, PullPolicy, QueueAutoscalingSpec};
 use fedi_config::vars;
 
 pub const CONFIG_CHECKSUM_ANNOTATION: &str = "fedi.dev/config-checksum";
@@ -31,6 +31,8 @@ pub struct Workload {
     pub replicas: i32,
     pub resources: Option<ResourceRequirements>,
     pub autoscaling: Option<AutoscalingSpec>,
+    /// A worker pool's autoscaling on queue latency, and its queues.
+    pub queue_scaling: Option<(QueueAutoscalingSpec, Vec<&'static str>)>,
     /// The port of its HTTP endpoint (API, streaming, or the worker's health and metrics).
     pub port: i32,
     /// Whether clients reach it through a Service.
@@ -57,6 +59,7 @@ impl Workload {
                 replicas: api_replicas,
                 resources: api_resources,
                 autoscaling: spec.api.autoscaling.clone(),
+                queue_scaling: None,
                 port: API_PORT,
                 serves_clients: true,
                 env: vec![],
@@ -67,6 +70,7 @@ impl Workload {
                 replicas: streamer_replicas,
                 resources: streamer_resources,
                 autoscaling: spec.streamer.autoscaling.clone(),
+                queue_scaling: None,
                 port: STREAMER_PORT,
                 serves_clients: true,
                 env: vec![],
@@ -95,6 +99,10 @@ impl Workload {
                 replicas,
                 resources,
                 autoscaling: None,
+                queue_scaling: pool
+                    .autoscaling
+                    .clone()
+                    .map(|a| (a, pool.queues.iter().map(|q| q.name.as_str()).collect())),
                 port: WORKER_PORT,
                 serves_clients: false,
                 env: vec![
@@ -110,10 +118,13 @@ impl Workload {
     /// Replicas the Deployment asks for: none while suspended; left to the HPA when
     /// autoscaling (so that the operator and the HPA never fight over the field).
     pub fn desired_replicas(&self, suspended: bool) -> Option<i32> {
-        match (suspended, &self.autoscaling) {
+        match (
+            suspended,
+            self.autoscaling.is_some() || self.queue_scaling.is_some(),
+        ) {
             (true, _) => Some(0),
-            (false, Some(_)) => None,
-            (false, None) => Some(self.replicas),
+            (false, true) => None,
+            (false, false) => Some(self.replicas),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod search_index_job;
 mod service_account;
 mod services;
 mod size;
+pub mod worker_scaling;
 
 use std::collections::BTreeMap;
 
@@ -118,6 +119,12 @@ pub fn children(fedi: &FediInstance, defaults: &Defaults) -> Result<Vec<Child>, 
         }
         if let Some(hpa) = hpa::build(&ctx, &workload) {
             out.push(Child::new(&hpa));
+        }
+        if let Some(hpa) = worker_scaling::hpa(&ctx, &workload) {
+            out.push(Child::new(&hpa));
+        }
+        if let Some(scaled) = worker_scaling::scaled_object(&ctx, &workload) {
+            out.push(scaled);
         }
         if let Some(pdb) = pdb::build(&ctx, &workload) {
             out.push(Child::new(&pdb));

@@ -99,6 +99,10 @@ pub struct FediInstanceSpec {
     #[serde(default)]
     pub worker: WorkerSpec,
 
+    /// Where autoscalers read the server's metrics (worker pools with `autoscaling`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSettings>,
+
     /// PostgreSQL: the permanent record of the instance.
     #[serde(default)]
     pub database: DatabaseSpec,

@@ -46,7 +46,6 @@ pub struct ComponentSpec {
     pub autoscaling: Option<AutoscalingSpec>,
 }
 
-
 /// A preset of replicas and resources for the server's workloads; explicit fields win.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -78,6 +77,45 @@ pub struct AutoscalingSpec {
 
 fn default_cpu_target() -> i32 {
     70
+}
+
+/// Worker autoscaling on the age of the oldest waiting job.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed maxReplicas"))]
+pub struct QueueAutoscalingSpec {
+    /// Fewest pods.
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Most pods.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// How long, in seconds, the oldest job of a queue may wait before pods are added.
+    #[serde(default = "default_oldest_age")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub target_oldest_age_seconds: i32,
+}
+
+fn default_oldest_age() -> i32 {
+    30
+}
+
+/// Where the autoscalers read the server's metrics.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingSettings {
+    /// The Prometheus that scrapes the workers' `/metrics`, for KEDA's prometheus trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSource>,
+}
+
+/// A Prometheus server.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSource {
+    /// Its HTTP address, such as `http://prometheus-operated.monitoring.svc:9090`.
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^https?://"))]
+    pub server_address: String,
 }
 
 /// Background job processing.
@@ -116,6 +154,7 @@ fn default_pools() -> Vec<WorkerPool> {
         replicas: None,
         resources: None,
         scheduler: true,
+        autoscaling: None,
     }]
 }
 
@@ -149,6 +188,13 @@ pub struct WorkerPool {
     /// Whether this pool runs the periodic jobs (exactly one pool does).
     #[serde(default)]
     pub scheduler: bool,
+    /// Autoscaling on queue latency: pods are added while the oldest job waiting in one of
+    /// the pool's queues (`fedi_jobs_oldest_age_seconds`) is older than the target. Through
+    /// a KEDA ScaledObject when KEDA is installed and `spec.autoscaling.prometheus` is set,
+    /// otherwise an HPA on that External metric, which needs a metrics adapter serving it
+    /// (such as prometheus-adapter). Replaces `replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<QueueAutoscalingSpec>,
 }
 
 fn default_concurrency() -> i32 {

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Prints a directory holding the third-party CRDs of versions.env, one subdirectory per
-# project (gateway-api/, cloudnative-pg/). They come from the projects' Go modules, the same
+# project (gateway-api/, cloudnative-pg/, keda/). They come from the projects' Go modules, the same
 # YAML their releases ship, through the Go module proxy; cached per version.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-command -v go >/dev/null 2>&1 || die "go is needed to fetch the Gateway API and CloudNativePG CRDs from their Go modules"
-out="${FEDI_CACHE_DIR}/crds/gateway-api-${GATEWAY_API_VERSION}_cnpg-${CNPG_VERSION}"
+command -v go >/dev/null 2>&1 || die "go is needed to fetch the Gateway API, CloudNativePG and KEDA CRDs from their Go modules"
+out="${FEDI_CACHE_DIR}/crds/gateway-api-${GATEWAY_API_VERSION}_cnpg-${CNPG_VERSION}_keda-${KEDA_VERSION}"
 if [[ ! -f "$out/.complete" ]]; then
 	tmp="$(mktemp -d)"
 	trap 'rm -rf "$tmp"' EXIT
@@ -17,13 +17,17 @@ if [[ ! -f "$out/.complete" ]]; then
 	}
 	gw="$(module_dir sigs.k8s.io/gateway-api "$GATEWAY_API_VERSION")"
 	cnpg="$(module_dir github.com/cloudnative-pg/cloudnative-pg "$CNPG_VERSION")"
-	mkdir -p "$tmp/out/gateway-api" "$tmp/out/cloudnative-pg"
+	keda="$(module_dir github.com/kedacore/keda/v2 "$KEDA_VERSION")"
+	mkdir -p "$tmp/out/gateway-api" "$tmp/out/cloudnative-pg" "$tmp/out/keda"
 	for kind in gatewayclasses gateways httproutes referencegrants; do
 		cp "$gw/config/crd/standard/gateway.networking.k8s.io_${kind}.yaml" "$tmp/out/gateway-api/"
 	done
 	for kind in clusters poolers scheduledbackups backups; do
 		cp "$cnpg/config/crd/bases/postgresql.cnpg.io_${kind}.yaml" "$tmp/out/cloudnative-pg/"
 	done
+	# Only the kind the operator creates: the others (ScaledJob, TriggerAuthentication)
+	# would be installed and removed for nothing.
+	cp "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" "$tmp/out/keda/"
 	touch "$tmp/out/.complete"
 	mkdir -p "$(dirname "$out")"
 	rm -rf "$out"
