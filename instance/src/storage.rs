@@ -96,6 +96,29 @@ impl Storage {
         Ok(())
     }
 
+    /// The bytes stored under `key` (the worker reads uploads back to process them).
+    pub async fn get(&self, key: &str) -> anyhow::Result<axum::body::Bytes> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "reading {key}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            })?;
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading {key}: {e}"))?;
+        Ok(body.into_bytes())
+    }
+
     /// Removes `key`; a key already gone is no error (S3 answers 204 either way).
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         self.client

@@ -4,6 +4,7 @@
 
 pub mod mail;
 pub mod maintenance;
+pub mod media;
 pub mod polls;
 pub mod timeline;
 
@@ -13,6 +14,7 @@ pub fn register(registry: &mut crate::jobs::Registry) {
     mail::register(registry);
     maintenance::register(registry);
     polls::register(registry);
+    media::register(registry);
     crate::federation::ingress::register(registry);
     crate::search::jobs::register(registry);
     crate::federation::delivery::register(registry);

@@ -11,7 +11,7 @@
 //! to process leaves nothing in the bucket or the database, and a failed store or insert
 //! removes what was put.
 
-mod store;
+pub(crate) mod store;
 
 use std::sync::LazyLock;
 
@@ -349,6 +349,7 @@ async fn create(
     let status = if ready {
         StatusCode::OK
     } else {
+        crate::tasks::media::enqueue(&state, row.id).await;
         StatusCode::ACCEPTED
     };
     Ok((status, Json(media_json(&row, &state))).into_response())
