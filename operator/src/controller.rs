@@ -788,6 +788,14 @@ impl Watching<'_> {
                 };
                 controller = controller.owns_with(api, route, owned());
             }
+            if self.capabilities.keda {
+                let scaled = build::worker_scaling::scaled_object_resource();
+                let api = match ns {
+                    Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &scaled),
+                    None => Api::<DynamicObject>::all_with(client.clone(), &scaled),
+                };
+                controller = controller.owns_with(api, scaled, owned());
+            }
             controllers.push(
                 controller
                     .graceful_shutdown_on(stop.clone())

@@ -141,6 +141,30 @@ async fn an_autoscaled_pool_gets_an_external_metric_hpa_then_a_keda_scaled_objec
             .unwrap()
             .is_none()
     );
+    // Watched once KEDA exists: a deleted ScaledObject is back within seconds.
+    let first_uid = object.uid();
+    scaled
+        .delete("minimal-worker-push", &Default::default())
+        .await
+        .unwrap();
+    await_until(
+        Duration::from_secs(10),
+        "the ScaledObject to be restored",
+        || {
+            let (scaled, first_uid) = (scaled.clone(), first_uid.clone());
+            async move {
+                scaled
+                    .get_opt("minimal-worker-push")
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|o| o.metadata.deletion_timestamp.is_none())
+                    .filter(|o| o.uid() != first_uid)
+            }
+        },
+    )
+    .await
+    .unwrap();
     // The api keeps scaling on CPU.
     let api_hpa = hpas.get("minimal-api").await.unwrap();
     let metric = &api_hpa.spec.metrics.unwrap()[0];
