@@ -90,6 +90,11 @@ if selected redis; then
 fi
 
 if selected s3; then
+    # The worker transcodes uploaded video and audio with them (src/tasks/media.rs), and the
+    # media tests that use this store run them.
+    if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+        apt_install ffmpeg
+    fi
     need_cmd curl "apt-get install curl (used to check the S3 endpoint)"
     CURL_VERSION="$(curl --version | awk 'NR==1{print $2}')"
     version_ge "$CURL_VERSION" 7.75 || die "curl >= 7.75 needed for --aws-sigv4, found $CURL_VERSION"
