@@ -37,10 +37,11 @@ ClusterRole (every namespace) or by one Role per watched namespace.
   resources: ["deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The schema migration Jobs of each server version (pre before the rollout, post after
-# it); watched for their outcome, removed with the instance (TTL cleans up old ones).
+# it) and the search reindex Job; watched for their outcome, removed with the instance
+# (TTL cleans up old ones). A failed reindex Job is deleted to run it again later.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The failed migration pod's termination message (the end of its log), quoted in the
 # MigrationFailed condition.
 - apiGroups: [""]
@@ -84,6 +85,11 @@ ClusterRole (every namespace) or by one Role per watched namespace.
 # (drift repaired at once) when the Gateway API is installed.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Worker pools autoscaled on queue latency get a KEDA ScaledObject when KEDA is installed.
+# Needed as soon as KEDA's CRD exists: pruning lists them for every instance.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Events on FediInstances: every change and every failure shows in `kubectl describe`.
 - apiGroups: ["events.k8s.io"]
