@@ -107,7 +107,10 @@ async fn an_unchanged_mapping_version_reindexes_nothing_and_a_bumped_one_rebuild
             previous: None
         }
     );
-    assert_eq!(alias_targets(&client, &alias).await.unwrap(), std::slice::from_ref(&v1));
+    assert_eq!(
+        alias_targets(&client, &alias).await.unwrap(),
+        std::slice::from_ref(&v1)
+    );
     assert_eq!(count(&client, &alias).await, 3);
     assert!(
         lines.iter().any(|l| l.contains("3 documents indexed")),
@@ -145,7 +148,10 @@ async fn an_unchanged_mapping_version_reindexes_nothing_and_a_bumped_one_rebuild
             previous: Some(v1.clone())
         }
     );
-    assert_eq!(alias_targets(&client, &alias).await.unwrap(), std::slice::from_ref(&v2));
+    assert_eq!(
+        alias_targets(&client, &alias).await.unwrap(),
+        std::slice::from_ref(&v2)
+    );
     assert_eq!(count(&client, &alias).await, 4);
     // The previous version stays for a rollback, untouched.
     assert_eq!(count(&client, &v1).await, 3);

@@ -3,9 +3,9 @@
 mod accounts;
 pub(crate) mod conversations;
 mod domain_blocks;
-pub(crate) mod filters;
 pub mod entities;
 mod error;
+pub(crate) mod filters;
 pub(crate) mod health;
 pub(crate) mod instance;
 mod lists;

@@ -86,7 +86,10 @@ pub(super) async fn revoke(
     )
     .await;
     if !matches!(published, Ok(Ok(()))) {
-        warn!(token_id = id, "could not tell the streamers about a revoked token");
+        warn!(
+            token_id = id,
+            "could not tell the streamers about a revoked token"
+        );
     }
     Ok(Json(json!({})))
 }
