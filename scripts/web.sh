@@ -48,8 +48,25 @@ build() {
     echo "$want" >"$BUILD_STAMP"
 }
 
+# The browser test (instance/tests/web_client.rs, run later by `make unit`) drives Debian's
+# Chromium: no browser download is possible here, so the package is installed when missing.
+browser() {
+    local path="${CHROMIUM:-/usr/bin/chromium}"
+    [[ -x "$path" ]] && return
+    [[ -z "${CHROMIUM:-}" ]] || die "CHROMIUM=$path is not an executable"
+    if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        die "the web client's browser test needs Chromium: install Debian's 'chromium' package or set CHROMIUM"
+    fi
+    say "web client: installing Debian's chromium for the browser test"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 || {
+        DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null ||
+            die "apt-get install chromium failed"
+    }
+}
+
 case "${1:-build}" in
     build) build ;;
-    test) install; npx vitest run ;;
+    test) install; browser; npx vitest run ;;
     *) die "usage: scripts/web.sh [build|test]" ;;
 esac
