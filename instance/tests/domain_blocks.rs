@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -28,26 +27,15 @@ struct User {
 
 impl Api {
     async fn start() -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         // Job queues are named by domain: this test's worker takes only its own jobs.
-        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let domain = format!("d{}-{n}.test.example", std::process::id());
+        let domain = unique_domain();
         let env = [("FEDI_DOMAIN", domain.as_str())];
         let (server, db) = api_on_fresh_database(&env).await;
-        let worker = server_command(&db, &service_env("FEDI_TEST_REDIS_URL"))
-            .arg("worker")
-            .env("FEDI_LISTEN", format!("127.0.0.1:{}", free_port()))
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn fedi-server worker");
+        let worker = start_worker(&db, &service_env("FEDI_TEST_REDIS_URL"), &env);
         Self {
             server,
-            _worker: Server {
-                child: worker,
-                base_url: String::new(),
-            },
+            _worker: worker,
             db,
             http: reqwest::Client::new(),
         }
