@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::AppState;
+use crate::state::{AppState, Redis};
 
 /// An event as it travels on Redis and, re-encoded, to the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,10 +154,78 @@ pub mod channel {
     }
 }
 
-/// Publishes `event` on `channel`.
+/// Publishes `event` on `channel`: `PUBLISH` on a standalone server; `SPUBLISH` on a
+/// cluster, where the channel is sharded (see `streaming::pubsub`), so that the message
+/// reaches the nodes of its slot's shard only instead of being broadcast to every node.
 pub async fn publish(state: &AppState, channel: &str, event: &Event) -> redis::RedisResult<()> {
     let message = serde_json::to_string(event).expect("event serializes");
+    if let Redis::Cluster { .. } = &*state.redis {
+        let cluster = legacy::Cluster::of(state);
+        if !legacy::known(cluster) {
+            let mut cmd = redis::cmd("SPUBLISH");
+            cmd.arg(channel).arg(&message);
+            match state.redis.query::<i64>(&cmd).await {
+                Err(e) if unknown_command(&e) => legacy::found(cluster),
+                result => return result.map(drop),
+            }
+        }
+    }
     state.redis.publish(channel, &message).await
+}
+
+/// Whether Redis refused a command it does not know (sharded pub/sub before 7.0).
+pub(crate) fn unknown_command(e: &redis::RedisError) -> bool {
+    e.to_string().contains("unknown command")
+}
+
+/// Clusters without sharded pub/sub, as `SPUBLISH` found: remembered for a while so that an
+/// old cluster does not cost two commands per event, then asked again, so that publishers
+/// follow an upgraded cluster as the streamer does once it reconnects. Keyed by the
+/// cluster's configuration, since one process (a test) may talk to several.
+mod legacy {
+    use std::collections::HashMap;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use crate::state::AppState;
+
+    const RECHECK: Duration = Duration::from_secs(60);
+    static UNTIL: Mutex<Option<HashMap<Cluster, Instant>>> = Mutex::new(None);
+
+    /// A hash of the seed URLs (never the URLs: they may hold a password).
+    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Cluster(u64);
+
+    impl Cluster {
+        pub fn of(state: &AppState) -> Self {
+            let mut h = DefaultHasher::new();
+            for url in &state.config.redis.urls {
+                url.expose().hash(&mut h);
+            }
+            Cluster(h.finish())
+        }
+    }
+
+    pub fn known(cluster: Cluster) -> bool {
+        let until = UNTIL.lock().unwrap();
+        until
+            .as_ref()
+            .and_then(|m| m.get(&cluster))
+            .is_some_and(|t| Instant::now() < *t)
+    }
+
+    pub fn found(cluster: Cluster) {
+        tracing::warn!(
+            "this Redis Cluster has no sharded pub/sub (Redis/Valkey 7.0+); events are \
+             broadcast to every node"
+        );
+        UNTIL
+            .lock()
+            .unwrap()
+            .get_or_insert_default()
+            .insert(cluster, Instant::now() + RECHECK);
+    }
 }
 
 #[cfg(test)]

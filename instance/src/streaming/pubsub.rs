@@ -10,9 +10,15 @@
 //!
 //! RESP3 (Redis 6+, Valkey): subscriptions live on an ordinary multiplexed connection whose
 //! messages arrive as pushes, so one connection (standalone: a `ConnectionManager`; cluster:
-//! the cluster client, which keeps it on one node) serves subscribe, unsubscribe and PING.
-//! Channels are ordinary (not sharded): a PUBLISH on any cluster node reaches every node,
-//! so publishers need no knowledge of where subscribers are.
+//! the cluster client, one connection per node) serves subscribe, unsubscribe and PING.
+//!
+//! Standalone: ordinary channels (`SUBSCRIBE`; publishers `PUBLISH`). Cluster: sharded
+//! channels (`SSUBSCRIBE`, see `shards`; publishers `SPUBLISH`, see `events::publish`), so
+//! that an event only travels within its channel's shard; on a server without them (before
+//! 7.0) both sides fall back to ordinary channels, which every node broadcasts to every
+//! other, and try again after the next reconnection.
+
+mod shards;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,6 +34,9 @@ use redis::{ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{info, warn};
 
+use crate::events::unknown_command;
+use shards::Op;
+
 /// How often an idle subscriber connection proves it is alive.
 const PING_EVERY: Duration = Duration::from_secs(5);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,9 +50,12 @@ pub type Incoming = (String, String);
 #[derive(Default)]
 pub struct State {
     actual: Mutex<HashSet<String>>,
-    /// Bumped whenever the connection may have lost its subscriptions: a batch subscribed
-    /// under an older epoch is not trusted.
+    /// Bumped (under `actual`'s lock) whenever the connection may have lost its
+    /// subscriptions: a confirmation of a command sent under an older epoch is not trusted.
     epoch: AtomicU64,
+    /// Shard channels the server unsubscribed us from (`sunsubscribe` pushes: their slot
+    /// moved to another shard or failed over), to subscribe again where they live now.
+    dropped: Mutex<HashSet<String>>,
     /// Bumped after every successful change, so that waiters look again.
     changed: watch::Sender<u64>,
     /// Wakes the reconciler: the wanted set changed or the connection was lost.
@@ -82,9 +94,32 @@ impl State {
     }
 
     fn lost(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.actual.lock().unwrap().clear();
+        {
+            let mut actual = self.actual.lock().unwrap();
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            actual.clear();
+        }
         self.up.store(false, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Records `channels` as subscribed, unless the connection was lost since `epoch`.
+    fn confirmed(&self, epoch: u64, channels: &[String]) {
+        {
+            let mut actual = self.actual.lock().unwrap();
+            if self.epoch.load(Ordering::SeqCst) != epoch {
+                return;
+            }
+            actual.extend(channels.iter().cloned());
+        }
+        self.up.store(true, Ordering::SeqCst);
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// The server unsubscribed us from the shard channel `channel`. Also the confirmation of
+    /// our own `SUNSUBSCRIBE`: taking such a channel back costs one needless command at most.
+    fn dropped(&self, channel: String) {
+        self.dropped.lock().unwrap().insert(channel);
         self.wake();
     }
 }
@@ -94,6 +129,10 @@ enum Connection {
     Cluster {
         client: Box<ClusterClient>,
         conn: Option<ClusterConnection>,
+        /// Whether the cluster has sharded channels: unknown (`None`) until a subscription
+        /// tells, and asked again after the connection was lost, since the nodes that come
+        /// back may run another version.
+        sharded: Option<bool>,
     },
 }
 
@@ -139,6 +178,7 @@ impl Connection {
                         .map_err(invalid)?,
                 ),
                 conn: None,
+                sharded: None,
             },
         })
     }
@@ -155,23 +195,69 @@ impl Connection {
         Ok(c)
     }
 
-    async fn subscribe(&mut self, channels: &[String]) -> redis::RedisResult<()> {
-        match self {
-            Connection::Standalone(c) => c.subscribe(channels).await,
-            Connection::Cluster { client, conn } => {
-                Self::cluster(client, conn).await?.subscribe(channels).await
+    /// The connection may have been lost: on a cluster, find out again whether it has
+    /// sharded channels.
+    fn forget_mode(&mut self) {
+        if let Connection::Cluster { sharded, .. } = self {
+            *sharded = None;
+        }
+    }
+
+    /// Subscribes `channels`, calling `done` with those the server confirmed (on a cluster,
+    /// shard by shard as they answer).
+    async fn subscribe(
+        &mut self,
+        channels: &[String],
+        mut done: impl FnMut(&[String]),
+    ) -> redis::RedisResult<()> {
+        let (client, conn, sharded) = match self {
+            Connection::Standalone(c) => {
+                timed(c.subscribe(channels)).await?;
+                done(channels);
+                return Ok(());
+            }
+            Connection::Cluster {
+                client,
+                conn,
+                sharded,
+            } => (client, conn, sharded),
+        };
+        let c = timed(Self::cluster(client, conn)).await?;
+        if *sharded != Some(false) {
+            match shards::apply(&c, channels, Op::SSubscribe, &mut done).await {
+                Err(e) if unknown_command(&e) => {
+                    warn!(
+                        "this Redis Cluster has no sharded pub/sub (Redis/Valkey 7.0+); \
+                         events are broadcast to every node"
+                    );
+                    *sharded = Some(false);
+                }
+                result => {
+                    if result.is_ok() {
+                        *sharded = Some(true);
+                    }
+                    return result;
+                }
             }
         }
+        shards::apply(&c, channels, Op::Subscribe, done).await
     }
 
     async fn unsubscribe(&mut self, channels: &[String]) -> redis::RedisResult<()> {
         match self {
-            Connection::Standalone(c) => c.unsubscribe(channels).await,
-            Connection::Cluster { client, conn } => {
-                Self::cluster(client, conn)
-                    .await?
-                    .unsubscribe(channels)
-                    .await
+            Connection::Standalone(c) => timed(c.unsubscribe(channels)).await,
+            Connection::Cluster {
+                client,
+                conn,
+                sharded,
+            } => {
+                let c = timed(Self::cluster(client, conn)).await?;
+                let op = if *sharded == Some(false) {
+                    Op::Unsubscribe
+                } else {
+                    Op::SUnsubscribe
+                };
+                shards::apply(&c, channels, op, |_| {}).await
             }
         }
     }
@@ -192,7 +278,10 @@ impl Connection {
                     .find_map(|f| f.strip_prefix("sub="))
                     .and_then(|n| n.parse().ok()))
             }
-            Connection::Cluster { client, conn } => {
+            // A node that restarts drops its connection (a disconnection push), and one that
+            // loses a slot says `sunsubscribe` for each of its channels: both are handled as
+            // they come, so PING (every master) is all that is left to check.
+            Connection::Cluster { client, conn, .. } => {
                 let mut c = Self::cluster(client, conn).await?;
                 redis::cmd("PING").query_async::<Value>(&mut c).await?;
                 Ok(None)
@@ -223,7 +312,8 @@ async fn read_pushes(
 ) {
     while let Some(push) = pushes.recv().await {
         match push.kind {
-            PushKind::Message => {
+            // `smessage`: a sharded channel's message, same shape.
+            PushKind::Message | PushKind::SMessage => {
                 let mut data = push.data.into_iter();
                 let (Some(channel), Some(message)) = (data.next(), data.next()) else {
                     continue;
@@ -236,6 +326,16 @@ async fn read_pushes(
                 };
                 if incoming.send((channel, message)).is_err() {
                     return;
+                }
+            }
+            PushKind::SUnsubscribe => {
+                if let Some(Ok(channel)) = push
+                    .data
+                    .into_iter()
+                    .next()
+                    .map(redis::from_redis_value::<String>)
+                {
+                    state.dropped(channel);
                 }
             }
             PushKind::Disconnection => {
@@ -254,6 +354,7 @@ async fn reconcile(
 ) {
     let mut backoff = Duration::from_millis(200);
     let mut failing = false;
+    let mut epoch = state.epoch.load(Ordering::SeqCst);
     // The first pass checks at once, so that readiness is known right after start.
     let mut wait = Duration::ZERO;
     loop {
@@ -278,6 +379,11 @@ async fn reconcile(
                     state.lost();
                 }
             }
+        }
+        let now = state.epoch.load(Ordering::SeqCst);
+        if now != epoch {
+            conn.forget_mode();
+            epoch = now;
         }
         match apply(&state, &mut conn, &wanted()).await {
             Ok(()) => {
@@ -306,8 +412,12 @@ async fn apply(
     conn: &mut Connection,
     wanted: &HashSet<String>,
 ) -> redis::RedisResult<()> {
+    let dropped = std::mem::take(&mut *state.dropped.lock().unwrap());
     let (add, remove): (Vec<String>, Vec<String>) = {
-        let actual = state.actual.lock().unwrap();
+        let mut actual = state.actual.lock().unwrap();
+        for c in &dropped {
+            actual.remove(c);
+        }
         (
             wanted.difference(&actual).cloned().collect(),
             actual.difference(wanted).cloned().collect(),
@@ -315,14 +425,14 @@ async fn apply(
     };
     for batch in add.chunks(BATCH) {
         let epoch = state.epoch.load(Ordering::SeqCst);
-        timed(conn.subscribe(batch)).await?;
+        let result = conn
+            .subscribe(batch, |done| state.confirmed(epoch, done))
+            .await;
         if state.epoch.load(Ordering::SeqCst) != epoch {
             // Lost meanwhile: the next pass subscribes everything again.
             return Err((redis::ErrorKind::Io, "connection lost while subscribing").into());
         }
-        state.actual.lock().unwrap().extend(batch.iter().cloned());
-        state.up.store(true, Ordering::SeqCst);
-        state.changed.send_modify(|v| *v += 1);
+        result?;
     }
     for batch in remove.chunks(BATCH) {
         // Forgotten first: if the command fails, the connection is gone and so is the
@@ -333,7 +443,7 @@ async fn apply(
                 actual.remove(c);
             }
         }
-        timed(conn.unsubscribe(batch)).await?;
+        conn.unsubscribe(batch).await?;
     }
     Ok(())
 }
