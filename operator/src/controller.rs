@@ -130,6 +130,8 @@ pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Act
     }
     let outcome = match finalizer::run(&ctx, &fedi, &namespace).await {
         Ok(finalizer::Next::Stop) => Ok(None),
+        // Volumes and Clusters going away are not watched: look again shortly.
+        Ok(finalizer::Next::Wait) => return Ok(Action::requeue(Duration::from_secs(3))),
         Ok(finalizer::Next::Reconcile) => pipeline(&fedi, &ctx, &namespace).await.map(Some),
         Err(e) => Err(e),
     };
@@ -512,7 +514,7 @@ async fn apply_child(
 
 /// The kinds whose set of objects varies with the spec, each with the names wanted now:
 /// the others of the instance are deleted. Never CloudNativePG's Cluster, which is the data
-/// (it goes with the instance under `deletionPolicy: Delete`, by its owner reference).
+/// (it goes with the instance under `deletionPolicy: Delete`, through `teardown`).
 fn prunable(
     capabilities: Capabilities,
     children: &[build::Child],

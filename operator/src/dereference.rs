@@ -146,6 +146,14 @@ pub async fn secrets(
     Ok(created)
 }
 
+/// The names of the Secrets the operator generates for `fedi` (never the user's).
+pub fn generated_secret_names(fedi: &FediInstance) -> Vec<String> {
+    generated_secrets(fedi)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
 type Generator = fn() -> std::result::Result<BTreeMap<String, String>, keys::RandomError>;
 
 /// The Secrets the operator generates for `fedi`, each with how to make its contents.

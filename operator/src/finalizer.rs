@@ -1,26 +1,32 @@
-//! What happens when an instance is deleted, beyond garbage collection by owner references:
-//! under `deletionPolicy: Delete` with an external bucket, the bucket is emptied and removed
-//! before the instance goes (a finalizer holds the deletion until then). Under `Retain`
-//! there is no finalizer at all, so deleting an instance never waits for the operator.
+//! What happens when an instance is deleted, beyond garbage collection by owner references.
+//! Under `deletionPolicy: Delete` a finalizer holds the deletion until `teardown` has removed
+//! the data: the external bucket, the managed services' volumes, CloudNativePG's Cluster and
+//! the generated Secrets. Explicitly rather than by owner references alone: objects created
+//! under `Retain` have no owner (switching the policy later does not give them one), and the
+//! instance must not be gone while its volumes still are (a new instance of the same name
+//! would bind to them). Under `Retain` there is no finalizer at all, so deleting an instance
+//! never waits for the operator.
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, warn};
 
 use crate::controller::Context;
 use crate::crd::{DeletionPolicy, FediInstance};
-use crate::dependencies::{self, Readiness};
-use crate::{Error, Result, object_storage};
+use crate::{Error, Result, teardown};
 
-pub const FINALIZER: &str = "fedi.dev/delete-media-bucket";
+pub const FINALIZER: &str = "fedi.dev/delete-data";
+/// The finalizer's name when it covered only the external bucket; still honoured, and
+/// replaced by `FINALIZER` at the next reconcile.
+pub const LEGACY_FINALIZER: &str = "fedi.dev/delete-media-bucket";
 
-/// Whether `fedi` needs the finalizer: only what the operator must delete itself.
+fn ours(f: &str) -> bool {
+    f == FINALIZER || f == LEGACY_FINALIZER
+}
+
+/// Whether `fedi` needs the finalizer: only when its data goes with it.
 pub fn wanted(fedi: &FediInstance) -> bool {
     fedi.spec.deletion_policy == DeletionPolicy::Delete
-        && fedi.spec.object_storage.external.is_some()
 }
 
 /// What the reconcile does next.
@@ -29,101 +35,62 @@ pub enum Next {
     Reconcile,
     /// The instance is being deleted: nothing else to do.
     Stop,
+    /// Deletion waits for data objects to go (volumes held by pods, a terminating Cluster):
+    /// look again shortly.
+    Wait,
 }
 
-/// Adds or removes the finalizer as the spec wants; on deletion, cleans up, then lets go.
+/// The finalizers `fedi` should carry, or None when they are right as they are.
+fn desired_finalizers(fedi: &FediInstance, on: bool) -> Option<Vec<String>> {
+    let current = fedi.finalizers();
+    let correct = if on {
+        current.iter().any(|f| f == FINALIZER) && !current.iter().any(|f| f == LEGACY_FINALIZER)
+    } else {
+        !current.iter().any(|f| ours(f))
+    };
+    if correct {
+        return None;
+    }
+    let mut out: Vec<String> = current.iter().filter(|f| !ours(f)).cloned().collect();
+    if on {
+        out.push(FINALIZER.into());
+    }
+    Some(out)
+}
+
+/// Adds or removes the finalizer as the spec wants; on deletion, tears the data down, then
+/// lets go. Every step of the teardown is idempotent, so an operator restarted mid-way
+/// simply runs it again.
 pub async fn run(ctx: &Context, fedi: &FediInstance, namespace: &str) -> Result<Next> {
-    let has = fedi.finalizers().iter().any(|f| f == FINALIZER);
+    let has = fedi.finalizers().iter().any(|f| ours(f));
     if fedi.meta().deletion_timestamp.is_some() {
-        if has {
-            delete_bucket(ctx, fedi, namespace).await?;
-            set(ctx, fedi, namespace, false).await?;
+        if !has {
+            return Ok(Next::Stop);
+        }
+        // The policy may have been switched to Retain after the deletion began: then the
+        // data stays, as the spec now says.
+        if wanted(fedi) && !teardown::run(ctx, fedi, namespace).await? {
+            return Ok(Next::Wait);
+        }
+        if let Some(finalizers) = desired_finalizers(fedi, false) {
+            set(ctx, fedi, namespace, finalizers).await?;
         }
         return Ok(Next::Stop);
     }
-    match (wanted(fedi), has) {
-        (true, false) => set(ctx, fedi, namespace, true).await?,
-        (false, true) => set(ctx, fedi, namespace, false).await?,
-        _ => {}
+    if let Some(finalizers) = desired_finalizers(fedi, wanted(fedi)) {
+        set(ctx, fedi, namespace, finalizers).await?;
     }
     Ok(Next::Reconcile)
 }
 
-async fn delete_bucket(ctx: &Context, fedi: &FediInstance, namespace: &str) -> Result<()> {
-    let target = match dependencies::storage_target(&ctx.client, fedi, namespace).await {
-        Ok(t) => t,
-        Err(Readiness {
-            reason, message, ..
-        }) if reason == "SecretNotFound" || reason == "SecretKeyMissing" => {
-            // Deleting a namespace deletes the Secret too: waiting for it would keep the
-            // namespace terminating forever. The bucket stays; say so, and where.
-            let bucket = fedi
-                .spec
-                .object_storage
-                .external
-                .as_ref()
-                .map(|s| s.bucket.clone())
-                .unwrap_or_default();
-            let note = format!(
-                "bucket {bucket} was NOT deleted: {message} Delete it with the store's own tools."
-            );
-            warn!(namespace, name = fedi.name_any(), %note, "cannot delete the media bucket");
-            ctx.event(fedi, EventType::Warning, "BucketNotDeleted", note, None)
-                .await;
-            return Ok(());
-        }
-        Err(r) => {
-            return Err(Error::BucketCleanup {
-                reason: r.reason,
-                message: r.message,
-            });
-        }
-    };
-    let deleted =
-        object_storage::delete_bucket(&target)
-            .await
-            .map_err(|e| Error::BucketCleanup {
-                reason: e.reason().to_string(),
-                message: format!(
-                    "{e} The instance stays until the bucket is deleted; to keep the bucket \
-                 instead, set spec.deletionPolicy to Retain."
-                ),
-            })?;
-    if deleted.bucket_existed {
-        let note = format!(
-            "deleted bucket {} ({} objects, {} unfinished uploads)",
-            target.bucket, deleted.objects, deleted.uploads_aborted
-        );
-        info!(namespace, name = fedi.name_any(), %note, "media bucket deleted");
-        let related = ObjectReference {
-            kind: Some("Bucket".into()),
-            name: Some(target.bucket.clone()),
-            ..Default::default()
-        };
-        ctx.event(
-            fedi,
-            EventType::Normal,
-            "BucketDeleted",
-            note,
-            Some(related),
-        )
-        .await;
-    }
-    Ok(())
-}
-
-/// Adds (`on`) or removes the finalizer. The resourceVersion makes it a compare-and-swap:
-/// a concurrent change fails it, and the next reconcile starts from what is stored.
-async fn set(ctx: &Context, fedi: &FediInstance, namespace: &str, on: bool) -> Result<()> {
-    let mut finalizers: Vec<String> = fedi
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if on {
-        finalizers.push(FINALIZER.into());
-    }
+/// Stores `finalizers`. The resourceVersion makes it a compare-and-swap: a concurrent change
+/// fails it, and the next reconcile starts from what is stored.
+async fn set(
+    ctx: &Context,
+    fedi: &FediInstance,
+    namespace: &str,
+    finalizers: Vec<String>,
+) -> Result<()> {
     let patch = json!({"metadata": {
         "finalizers": finalizers,
         "resourceVersion": fedi.resource_version(),
@@ -137,4 +104,45 @@ async fn set(ctx: &Context, fedi: &FediInstance, namespace: &str, on: bool) -> R
     .await
     .map_err(Error::Kube)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::fixtures::instance;
+
+    fn with_finalizers(policy: &str, finalizers: &[&str]) -> FediInstance {
+        let mut f = instance(json!({"domain": "social.example", "deletionPolicy": policy}));
+        f.metadata.finalizers = Some(finalizers.iter().map(|s| s.to_string()).collect());
+        f
+    }
+
+    #[test]
+    fn only_the_delete_policy_wants_the_finalizer() {
+        assert!(wanted(&with_finalizers("Delete", &[])));
+        assert!(!wanted(&with_finalizers("Retain", &[])));
+    }
+
+    #[test]
+    fn the_finalizer_is_added_once_and_others_are_kept() {
+        let f = with_finalizers("Delete", &["other.example/x"]);
+        assert_eq!(
+            desired_finalizers(&f, true).unwrap(),
+            ["other.example/x", FINALIZER]
+        );
+        let done = with_finalizers("Delete", &["other.example/x", FINALIZER]);
+        assert_eq!(desired_finalizers(&done, true), None);
+    }
+
+    #[test]
+    fn the_legacy_finalizer_is_replaced_or_removed() {
+        let f = with_finalizers("Delete", &[LEGACY_FINALIZER]);
+        assert_eq!(desired_finalizers(&f, true).unwrap(), [FINALIZER]);
+        let both = with_finalizers("Retain", &[LEGACY_FINALIZER, FINALIZER, "a/b"]);
+        assert_eq!(desired_finalizers(&both, false).unwrap(), ["a/b"]);
+        assert_eq!(
+            desired_finalizers(&with_finalizers("Retain", &[]), false),
+            None
+        );
+    }
 }

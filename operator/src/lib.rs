@@ -22,6 +22,7 @@ pub mod redis_cluster;
 pub mod reference;
 pub mod search_index;
 pub mod status;
+pub mod teardown;
 pub mod telemetry;
 pub mod upgrade;
 

@@ -62,10 +62,16 @@ ClusterRole (every namespace) or by one Role per watched namespace.
 # Secrets: referenced ones are read to check that the keys the pods need exist (values are
 # never logged or reported), and read for the credentials of Redis and S3, which the
 # operator prepares; the generated ones (keys, managed services' credentials) are created
-# once, never updated.
+# once, updated only on an explicit rotation request (fedi.dev/rotate-secrets), and deleted
+# with the instance under deletionPolicy: Delete.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create"]
+  verbs: ["get", "create", "patch", "delete"]
+# The managed services' volumes: deleted with the instance under deletionPolicy: Delete;
+# their requests raised when spec storage sizes grow (StatefulSet claims are immutable).
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "patch", "delete"]
 {{- if .Values.watchSecrets }}
 # watchSecrets: a metadata-only watch, so that a created or fixed Secret is seen at once.
 - apiGroups: [""]
@@ -73,11 +79,11 @@ ClusterRole (every namespace) or by one Role per watched namespace.
   verbs: ["list", "watch"]
 {{- end }}
 # The managed database, through CloudNativePG (when installed): the Cluster is watched for
-# its status and never deleted by the operator (retained data); Pooler and ScheduledBackup
-# follow the spec.
+# its status, and deleted only with the instance under deletionPolicy: Delete; Pooler and
+# ScheduledBackup follow the spec.
 - apiGroups: ["postgresql.cnpg.io"]
   resources: ["clusters"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["postgresql.cnpg.io"]
   resources: ["poolers", "scheduledbackups"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
