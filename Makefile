@@ -87,8 +87,8 @@ images: ## Container images of fedi-server and fedi-operator (needs docker, podm
 	images/build.sh
 
 .PHONY: bench
-bench: ## Benchmarks (arrive with the benchmarks issue)
-	@echo "make bench: not implemented yet (the benchmarks issue)" >&2; exit 3
+bench: ## Benchmarks: the server under load (BENCH_SCALE=small for a quick run); results in bench/results/
+	scripts/bench.sh
 
 .PHONY: clean-local
 clean-local: ## Stop everything and delete .local/ (data of services and control plane)

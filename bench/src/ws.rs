@@ -1,0 +1,224 @@
+//! Streaming fan-out: N WebSocket clients on one hashtag stream of the streamer, events
+//! published on Redis as the worker publishes them, the time from PUBLISH to each client's
+//! frame. The hashtag is the run's own: other users of the shared Redis publish on
+//! `timeline:public`, and our events must reach no one else.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use fedi_server::events::{self, Event, channel};
+use futures::StreamExt;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::outcome::{Outcome, Target};
+use crate::procs::{self, Meter};
+use crate::seed::app_state;
+use crate::stats;
+
+const PROBE: &str = "fedi-bench.probe";
+/// Marks an event's sequence number in the status content, found without parsing JSON: the
+/// clients share the CPU with the streamer, and parsing would count as latency.
+const MARK: &str = "bench-event-";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The streamer, as http://host:port.
+    #[arg(long)]
+    streamer: String,
+    #[arg(long, env = "FEDI_DATABASE_URL")]
+    database_url: String,
+    #[arg(long, env = "FEDI_REDIS_URL")]
+    redis_url: String,
+    #[arg(long, env = "FEDI_DOMAIN")]
+    domain: String,
+    /// Tokens, one a line; client i uses token i modulo their number.
+    #[arg(long)]
+    tokens: PathBuf,
+    /// The account the events' statuses are attributed to.
+    #[arg(long)]
+    author_id: i64,
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    #[arg(long, default_value_t = 20)]
+    events: u64,
+    /// Pause between events, so that each fan-out is measured on its own.
+    #[arg(long, default_value_t = 250)]
+    interval_ms: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let roles = procs::roles()?;
+    let tokens: Vec<String> = std::fs::read_to_string(&a.tokens)?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    ensure!(!tokens.is_empty(), "no tokens in {}", a.tokens.display());
+    let state = app_state(&a.database_url, &a.redis_url, &a.domain)?;
+    let tag = format!("fedibench{}", std::process::id());
+    let public = channel::hashtag(&tag, false);
+    let url = format!(
+        "{}/api/v1/streaming?stream=hashtag&tag={tag}",
+        a.streamer.replacen("http", "ws", 1)
+    );
+
+    let base = Instant::now();
+    // Nanoseconds after `base` at which event n was published (0: not yet).
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..a.events).map(|_| AtomicU64::new(0)).collect());
+    let (latency_tx, mut latencies) = mpsc::unbounded_channel::<u64>();
+    let (ready_tx, mut ready) = mpsc::unbounded_channel::<()>();
+
+    let connecting = Instant::now();
+    let sockets: Vec<_> = futures::stream::iter(0..a.connections)
+        .map(|i| {
+            let mut request = url.as_str().into_client_request().expect("a WebSocket URL");
+            let token = &tokens[i % tokens.len()];
+            request.headers_mut().insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {token}")).expect("a token header"),
+            );
+            async move { tokio_tungstenite::connect_async(request).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let connected_in = connecting.elapsed();
+    let mut refused = 0;
+    for socket in sockets {
+        let Ok((mut socket, _)) = socket else {
+            refused += 1;
+            continue;
+        };
+        let (latency_tx, ready_tx, sent) = (latency_tx.clone(), ready_tx.clone(), sent.clone());
+        tokio::spawn(async move {
+            let mut probed = false;
+            while let Some(Ok(message)) = socket.next().await {
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let at = base.elapsed().as_nanos() as u64;
+                if let Some(n) = sequence(&text) {
+                    let published = sent.get(n).map_or(0, |s| s.load(Ordering::Acquire));
+                    if published > 0 {
+                        let _ = latency_tx.send((at - published) / 1000);
+                    }
+                } else if !probed && text.contains(PROBE) {
+                    probed = true;
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+    }
+    drop((latency_tx, ready_tx));
+    let clients = a.connections - refused;
+    println!("{clients} WebSocket clients connected in {connected_in:?}, {refused} refused");
+    ensure!(clients > 0, "no WebSocket client could connect");
+
+    // Probes until every client is subscribed: a client counts from its first probe.
+    let probe = Event {
+        event: PROBE.into(),
+        payload: "probe".into(),
+    };
+    let mut subscribed = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while subscribed < clients {
+        events::publish(&state, &public, &probe).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while ready.try_recv().is_ok() {
+            subscribed += 1;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "only {subscribed} of {clients} clients got a probe in 5 minutes"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let meter = Meter::start(&roles)?;
+    let profile_for = (a.events * a.interval_ms / 1000).clamp(1, 10);
+    let hotspot = tokio::spawn(procs::hotspot(
+        procs::pid_of(&roles, "streamer"),
+        profile_for,
+    ));
+    let started = Instant::now();
+    for n in 0..a.events {
+        let status = json!({
+            "id": (n + 1).to_string(),
+            "content": format!("<p>{MARK}{n}-</p>"),
+            "language": "en",
+            "account": {"id": a.author_id.to_string(), "acct": "bench0", "username": "bench0"},
+            "mentions": [],
+            "tags": [{"name": tag}],
+            "reblog": null,
+            "media_attachments": [],
+        });
+        let event = Event::update(&status);
+        sent[n as usize].store(base.elapsed().as_nanos() as u64, Ordering::Release);
+        events::publish(&state, &public, &event).await?;
+        tokio::time::sleep(Duration::from_millis(a.interval_ms)).await;
+    }
+    let expected = clients as u64 * a.events;
+    let mut samples = Vec::with_capacity(expected as usize);
+    while (samples.len() as u64) < expected {
+        match tokio::time::timeout(Duration::from_secs(30), latencies.recv()).await {
+            Ok(Some(us)) => samples.push(us),
+            _ => break,
+        }
+    }
+    let duration = started.elapsed().as_secs_f64();
+    let delivered = samples.len() as u64;
+    let roles_usage = meter.finish(delivered)?;
+    let latency = stats::latency(samples).context("no event reached any client")?;
+    let missing = expected - delivered + refused as u64 * a.events;
+    Outcome {
+        order: 50,
+        name: format!("streaming fan-out, {} WebSocket connections", a.connections),
+        requests: delivered,
+        duration_s: duration,
+        per_second: delivered as f64 / duration,
+        unit: "deliveries/s".into(),
+        latency_ms: Some(latency),
+        errors: missing,
+        roles: roles_usage,
+        hotspot: Some(format!("streamer: {}", hotspot.await?)),
+        target: Some(Target {
+            text: "p99 < 100 ms at 10,000 connections".into(),
+            met: latency.p99 < 100.0 && a.connections >= 10_000 && missing == 0,
+        }),
+        notes: vec![format!(
+            "{} events {} ms apart, each to every client; connected in {:.1} s; \
+             the clients run on the same 2 cores as the streamer; CPU per 1,000 deliveries",
+            a.events,
+            a.interval_ms,
+            connected_in.as_secs_f64()
+        )],
+    }
+    .write(&a.out)
+}
+
+/// The sequence number of a benchmark event in a frame, `None` for anything else.
+fn sequence(frame: &str) -> Option<usize> {
+    let rest = &frame[frame.find(MARK)? + MARK.len()..];
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_are_found_in_frames() {
+        let frame = r#"{"event":"update","payload":"{\"content\":\"<p>bench-event-17-</p>\"}"}"#;
+        assert_eq!(sequence(frame), Some(17));
+        assert_eq!(sequence(r#"{"event":"update","payload":"{}"}"#), None);
+    }
+}
