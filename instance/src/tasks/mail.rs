@@ -1,5 +1,7 @@
 //! E-mail: the rows requests leave in `outgoing_mail` (in the transaction of what the mail is
-//! about), sent through SMTP with lettre on the mailers queue.
+//! about), sent through SMTP with lettre on the mailers queue. What is mailed: e-mail
+//! confirmations (`api::accounts::registration`), password resets
+//! (`api::oauth::password_reset`) and notifications (`notifications`).
 //!
 //! Each row is sent under its row lock and marked sent in the same transaction, so a
 //! retried or duplicated job finds it sent and does nothing; the one window left is a
@@ -7,6 +9,8 @@
 //! message goes again (SMTP offers nothing better; the fixed Message-ID lets receivers
 //! drop the copy). A sweep re-queues rows whose job was lost (enqueued after the commit,
 //! with Redis down).
+
+pub mod notifications;
 
 use std::time::Duration;
 
@@ -48,6 +52,25 @@ pub fn register(r: &mut Registry) {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Deliver {
     pub id: i64,
+}
+
+/// Writes a mail to send in `tx`, the transaction of what it is about; returns its id, for
+/// [`enqueue`] once `tx` committed.
+pub async fn queue(
+    tx: &mut sqlx::PgConnection,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO outgoing_mail (to_address, subject, body_text) VALUES ($1, $2, $3) \
+         RETURNING id",
+    )
+    .bind(to)
+    .bind(subject)
+    .bind(body)
+    .fetch_one(tx)
+    .await
 }
 
 /// Queues the delivery of `outgoing_mail` row `id`; call it after the row's transaction

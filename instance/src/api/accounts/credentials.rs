@@ -65,6 +65,9 @@ pub struct UpdateParams {
     fields_attributes: Option<Value>,
     #[serde(default)]
     source: Option<SourceParams>,
+    /// An extension (Mastodon sets it in its web settings only): see `chosen_languages`.
+    #[serde(default, deserialize_with = "super::chosen_languages::present")]
+    chosen_languages: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,6 +182,7 @@ pub async fn update(
         ));
     }
     let language = parse_language(source.language)?;
+    let chosen_languages = super::chosen_languages::parse(p.chosen_languages)?;
 
     let mut images: Vec<Image> = Vec::new();
     for upload in &files {
@@ -229,7 +233,8 @@ pub async fn update(
         sqlx::query(
             "UPDATE users SET default_privacy = coalesce($2, default_privacy), \
                 default_sensitive = coalesce($3, default_sensitive), \
-                default_language = CASE WHEN $4 THEN $5 ELSE default_language END \
+                default_language = CASE WHEN $4 THEN $5 ELSE default_language END, \
+                chosen_languages = CASE WHEN $6 THEN $7 ELSE chosen_languages END \
              WHERE account_id = $1",
         )
         .bind(account_id)
@@ -237,6 +242,8 @@ pub async fn update(
         .bind(source.sensitive)
         .bind(language.is_some())
         .bind(language.clone().flatten())
+        .bind(chosen_languages.is_some())
+        .bind(chosen_languages.clone().flatten())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

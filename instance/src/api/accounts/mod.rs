@@ -2,6 +2,7 @@
 //! profile, reading accounts, and the relations between them (follows, follow requests,
 //! blocks, mutes).
 
+mod chosen_languages;
 mod credentials;
 mod lookup;
 pub(in crate::api) use lookup::{like_prefix, search_accounts, split_acct};

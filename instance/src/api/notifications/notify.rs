@@ -72,14 +72,35 @@ macro_rules! insert {
 
 /// Records the notifications `cause` leads to and pushes them to the streamer.
 pub async fn notify(state: &AppState, cause: Cause) {
-    match insert_for(state, &cause).await {
-        Ok(rows) => publish(state, rows).await,
+    match record(state, &cause).await {
+        Ok((rows, mails)) => {
+            for id in mails {
+                crate::tasks::mail::enqueue(state, id).await;
+            }
+            publish(state, rows).await
+        }
         Err(e) => warn!(error = %e, ?cause, "cannot record notifications"),
     }
 }
 
-async fn insert_for(state: &AppState, cause: &Cause) -> Result<Vec<NotificationRow>, sqlx::Error> {
-    let db = state.db.primary();
+/// The notifications and the e-mails about them (`tasks::mail::notifications`), in one
+/// transaction: a mail exists exactly for a notification that does.
+async fn record(
+    state: &AppState,
+    cause: &Cause,
+) -> Result<(Vec<NotificationRow>, Vec<i64>), sqlx::Error> {
+    let mut tx = state.db.primary().begin().await?;
+    let rows = insert_for(&mut tx, cause).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mails = crate::tasks::mail::notifications::queue(&mut tx, state, &ids).await?;
+    tx.commit().await?;
+    Ok((rows, mails))
+}
+
+async fn insert_for(
+    db: &mut sqlx::PgConnection,
+    cause: &Cause,
+) -> Result<Vec<NotificationRow>, sqlx::Error> {
     match cause {
         Cause::Follow { follower, target } => {
             sqlx::query_as(insert!(
@@ -94,7 +115,7 @@ async fn insert_for(state: &AppState, cause: &Cause) -> Result<Vec<NotificationR
             ))
             .bind(follower)
             .bind(target)
-            .fetch_all(db)
+            .fetch_all(&mut *db)
             .await
         }
         Cause::Favourite { account, status } => {
@@ -107,7 +128,7 @@ async fn insert_for(state: &AppState, cause: &Cause) -> Result<Vec<NotificationR
             ))
             .bind(account)
             .bind(status)
-            .fetch_all(db)
+            .fetch_all(&mut *db)
             .await
         }
         Cause::Reblog { reblog } => {
@@ -118,7 +139,7 @@ async fn insert_for(state: &AppState, cause: &Cause) -> Result<Vec<NotificationR
                  FROM statuses rb JOIN statuses o ON o.id = rb.reblog_of_id WHERE rb.id = $1"
             ))
             .bind(reblog)
-            .fetch_all(db)
+            .fetch_all(&mut *db)
             .await
         }
         Cause::Posted { status } => {
@@ -139,7 +160,7 @@ async fn insert_for(state: &AppState, cause: &Cause) -> Result<Vec<NotificationR
                    AND (s.in_reply_to_id IS NULL OR s.in_reply_to_account_id = s.account_id)"
             ))
             .bind(status)
-            .fetch_all(db)
+            .fetch_all(&mut *db)
             .await
         }
         Cause::Edited { status } => {
@@ -155,7 +176,7 @@ async fn insert_for(state: &AppState, cause: &Cause) -> Result<Vec<NotificationR
                  FROM statuses s JOIN statuses rb ON rb.reblog_of_id = s.id WHERE s.id = $1"
             ))
             .bind(status)
-            .fetch_all(db)
+            .fetch_all(&mut *db)
             .await
         }
         Cause::PollsEnded { polls } => {
@@ -174,7 +195,7 @@ async fn insert_for(state: &AppState, cause: &Cause) -> Result<Vec<NotificationR
                  FROM ended e"
             ))
             .bind(polls)
-            .fetch_all(db)
+            .fetch_all(&mut *db)
             .await
         }
     }

@@ -9,6 +9,7 @@ mod apps;
 mod authorize;
 mod client;
 mod pages;
+mod password_reset;
 mod pkce;
 mod request;
 mod revoke;
@@ -40,6 +41,12 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/sign_in", post(authorize::sign_in))
         .route("/oauth/token", post(token::exchange))
         .route("/oauth/revoke", post(revoke::revoke))
+        .route("/auth/password/new", get(password_reset::new))
+        .route("/auth/password/edit", get(password_reset::edit))
+        .route(
+            "/auth/password",
+            post(password_reset::create).put(password_reset::update),
+        )
         .route(
             "/.well-known/oauth-authorization-server",
             get(well_known::metadata),

@@ -79,7 +79,7 @@ pub(super) fn lang(requested: Option<&str>) -> &str {
         .unwrap_or("en")
 }
 
-fn layout(lang: &str, title: &str, body: Markup) -> Markup {
+pub(super) fn layout(lang: &str, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang) {
@@ -133,6 +133,7 @@ pub(super) fn sign_in(p: &SignInPage) -> Markup {
                     autocomplete="current-password" maxlength="1024";
                 div.actions { button.primary type="submit" { "Sign in" } }
             }
+            p.muted { a href="/auth/password/new" { "Forgot your password?" } }
         },
     )
 }
@@ -252,6 +253,7 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("value=\"a&quot;@b\""), "{page}");
+        assert!(page.contains("href=\"/auth/password/new\""), "{page}");
         // The browser hashes the element's text: it must be the stylesheet, byte for byte.
         assert!(page.contains(&format!("<style>{CSS}</style>")), "{page}");
     }

@@ -112,6 +112,10 @@ fn checks(
         "/oauth/token" | "/oauth/authorize" if post => {
             groups.push((RateLimitGroup::SignIn, by_ip(RateLimitGroup::SignIn)))
         }
+        // Password resets mail someone and try tokens: throttled as sign-in attempts.
+        "/auth/password" if post || method == Method::PUT => {
+            groups.push((RateLimitGroup::SignIn, by_ip(RateLimitGroup::SignIn)))
+        }
         "/api/v1/apps" if post => groups.push((RateLimitGroup::Apps, by_ip(RateLimitGroup::Apps))),
         "/api/v1/media" | "/api/v2/media" if post => {
             groups.push((RateLimitGroup::Media, by_token(RateLimitGroup::Media)))
@@ -312,6 +316,11 @@ mod tests {
             ["ratelimit:{api:token:d1}"]
         );
         assert!(keys(Method::GET, "/oauth/token", None).is_empty());
+        assert_eq!(
+            keys(Method::PUT, "/auth/password", None),
+            ["ratelimit:{sign_in:ip:203.0.113.5}"]
+        );
+        assert!(keys(Method::GET, "/auth/password/new", None).is_empty());
         assert!(keys(Method::GET, "/health", None).is_empty());
     }
 

@@ -65,7 +65,9 @@ pub struct PublicQuery {
 /// viewer, `$5` local, `$6` remote, `$7` only_media, `$8` the names one of which must be
 /// tagged (NULL: no tag filter), `$9` names each of which must be tagged, `$10` names none
 /// of which may be. A signed-in viewer does not see accounts they block or mute, nor those
-/// blocking them, nor accounts of domains they block, as in Mastodon.
+/// blocking them, nor accounts of domains they block, nor statuses outside the languages they
+/// chose (those without a language always show), nor accounts silenced by the instance's
+/// domain blocks unless they follow them, as in Mastodon.
 macro_rules! public_sql {
     ($order:literal) => {
         concat!(
@@ -81,6 +83,11 @@ macro_rules! public_sql {
                                AND (m.expires_at IS NULL OR m.expires_at > now())) \
                AND NOT EXISTS (SELECT 1 FROM account_domain_blocks d WHERE d.account_id = $4 \
                                AND d.domain = a.domain) \
+               AND (a.silenced_at IS NULL OR EXISTS (SELECT 1 FROM follows f \
+                    WHERE f.account_id = $4 AND f.target_account_id = a.id)) \
+               AND (s.language IS NULL OR s.language = ANY(coalesce( \
+                    (SELECT u.chosen_languages FROM users u WHERE u.account_id = $4), \
+                    ARRAY[s.language]))) \
                AND ($8::text[] IS NULL OR EXISTS (SELECT 1 FROM statuses_tags st \
                     JOIN tags t ON t.id = st.tag_id \
                     WHERE st.status_id = s.id AND lower(t.name) = ANY($8))) \
