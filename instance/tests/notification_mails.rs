@@ -1,7 +1,8 @@
 //! Notification e-mails, end to end: actions through the api create notifications, the mails
 //! they call for are written with them and a `fedi-server worker` sends them to the SMTP
 //! sink. Mastodon's defaults (mentions and follows mailed, favourites not), a user's own
-//! choice, unconfirmed addresses and blocked actors.
+//! choice (set by the operator's `admin accounts notification-emails`), unconfirmed
+//! addresses and blocked actors.
 
 mod common;
 #[path = "mail/sink.rs"]
@@ -84,6 +85,26 @@ async fn notifications_of(api: &TestApi, who: &Person, kind: &str) -> i64 {
         .unwrap()
 }
 
+/// `fedi-server admin accounts notification-emails <args>`: the types mailed afterwards.
+fn notification_emails(api: &TestApi, args: &[&str]) -> Vec<String> {
+    // The command needs no Redis; the configuration still requires the variable.
+    let out = server_command(&api.db, "redis://unused.invalid")
+        .args(["admin", "accounts", "notification-emails"])
+        .args(args)
+        .output()
+        .expect("run fedi-server admin");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 async fn sent(to: &str, subject: &str) -> Mail {
     eventually(WAIT, &format!("a mail {subject:?} to {to}"), || async {
         received(to).into_iter().find(|m| m.subject == subject)
@@ -137,16 +158,24 @@ async fn mentions_and_follows_are_mailed_favourites_only_when_chosen() {
         ["You were mentioned by bob", "bob is now following you"]
     );
 
-    // Once alice wants favourites mailed, the next one is.
-    let mut conn = api.conn().await;
-    sqlx::query(
-        "UPDATE users SET notification_emails = notification_emails || '{favourite}' \
-         WHERE account_id = $1",
-    )
-    .bind(alice.account_id)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    // Once alice wants favourites mailed (the operator's command sets it), the next one is.
+    assert_eq!(
+        notification_emails(&api, &["alice", "--on", "favourite"]),
+        ["favourite", "follow", "follow_request", "mention"]
+    );
+    let unknown = server_command(&api.db, "redis://unused.invalid")
+        .args([
+            "admin",
+            "accounts",
+            "notification-emails",
+            "alice",
+            "--on",
+            "poll",
+        ])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("invalid value 'poll'"));
     let second = post(&api, &alice, "my second post").await;
     act(&api, &bob, &format!("/api/v1/statuses/{second}/favourite")).await;
     let mail = sent(&alice.email, "bob favorited your post").await;
@@ -156,15 +185,11 @@ async fn mentions_and_follows_are_mailed_favourites_only_when_chosen() {
         "{mail:?}"
     );
     assert!(mail.body.contains(&format!("/@alice/{second}")), "{mail:?}");
-    // Turned off again, nothing more.
-    sqlx::query(
-        "UPDATE users SET notification_emails = array_remove(notification_emails, 'mention') \
-         WHERE account_id = $1",
-    )
-    .bind(alice.account_id)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    // Mentions turned off: notified, not mailed.
+    assert_eq!(
+        notification_emails(&api, &["@alice", "--off", "mention", "--on", "reblog"]),
+        ["favourite", "follow", "follow_request", "reblog"]
+    );
     post(&api, &bob, "@alice one more thing").await;
     assert_eq!(notifications_of(&api, &alice, "mention").await, 2);
     assert_eq!(

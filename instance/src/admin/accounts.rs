@@ -6,6 +6,9 @@ use sqlx::{Connection, PgConnection};
 
 use crate::auth::credentials::{hash_password, new_secret};
 
+mod notification_emails;
+pub use notification_emails::MailType;
+
 /// Mastodon's bounds (Devise's, for passwords); a longer password would be cut by bcrypt there.
 const USERNAME_MAX: usize = 30;
 const PASSWORD_MIN: usize = 8;
@@ -47,6 +50,17 @@ pub enum AccountsCommand {
     /// Set a new generated password (printed on stdout) and revoke every token of the user:
     /// a password reset signs the user out everywhere.
     ResetPassword { username: String },
+    /// Which notifications the user is e-mailed about (Mastodon's defaults: follow,
+    /// follow_request, mention); prints the types mailed afterwards on stdout.
+    NotificationEmails {
+        username: String,
+        /// Mail these types too (repeatable).
+        #[arg(long, value_enum)]
+        on: Vec<MailType>,
+        /// Stop mailing these types (repeatable; wins over --on).
+        #[arg(long, value_enum)]
+        off: Vec<MailType>,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +168,9 @@ pub async fn run(
         }
         AccountsCommand::ResetPassword { username } => {
             reset_password(conn, domain, &username).await
+        }
+        AccountsCommand::NotificationEmails { username, on, off } => {
+            notification_emails::run(conn, domain, &username, &on, &off).await
         }
     }
 }
