@@ -36,9 +36,10 @@ impl AppState {
         })
     }
 
-    /// `https://<domain>`: the base of every URL the server gives out.
+    /// `https://<domain>`: the base of every URL the server gives out (plain `http` only
+    /// for test servers on loopback, see `ServerConfig::scheme`).
     pub fn base_url(&self) -> String {
-        format!("https://{}", self.config.domain)
+        format!("{}://{}", self.config.scheme(), self.config.domain)
     }
 }
 

@@ -174,7 +174,32 @@ const DEFAULT_ORPHANED_MEDIA_RETENTION_HOURS: u64 = 24;
 /// 128 random bits written as hex, at the least; the operator generates 64 bytes.
 const MIN_SECRET_KEY_BASE_LEN: usize = 32;
 
+/// Whether `domain` (`host[:port]`) names this machine: `localhost` or a loopback address.
+pub fn is_loopback_domain(domain: &str) -> bool {
+    let host = match domain.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => domain,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl ServerConfig {
+    /// The scheme of this server's URLs: `https`, except on a loopback domain under
+    /// `FEDI_FEDERATION_ALLOW_LOOPBACK`, where test servers serve (and reach each other
+    /// over) plain HTTP. A deployment's public domain is never loopback, so it is always
+    /// `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.federation_allow_loopback && is_loopback_domain(&self.domain) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -645,6 +670,23 @@ mod tests {
         let mut env = minimal_env();
         env.insert(vars::S3_BUCKET, "media".into());
         assert_eq!(parse(&env), Err(ConfigError::Missing(vars::S3_ENDPOINT)));
+    }
+
+    #[test]
+    fn urls_are_https_unless_a_test_server_runs_on_loopback() {
+        let mut c = full();
+        c.federation_allow_loopback = true;
+        assert_eq!(c.scheme(), "https", "a public domain, whatever the setting");
+        c.domain = "127.0.0.1:3000".into();
+        assert_eq!(c.scheme(), "http");
+        c.federation_allow_loopback = false;
+        assert_eq!(c.scheme(), "https", "loopback alone is not enough");
+        for loopback in ["127.0.0.1:8080", "localhost", "[::1]:3000", "127.1.2.3"] {
+            assert!(is_loopback_domain(loopback), "{loopback}");
+        }
+        for other in ["m.example", "10.0.0.1:80", "localhost.example"] {
+            assert!(!is_loopback_domain(other), "{other}");
+        }
     }
 
     #[test]

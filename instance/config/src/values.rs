@@ -144,6 +144,26 @@ pub(crate) fn parse_domain(s: &str) -> Result<String, String> {
     if s != s.to_ascii_lowercase() || s.ends_with('.') {
         return Err("expected lower case without a trailing dot".into());
     }
+    // A port, as Mastodon's LOCAL_DOMAIN allows (`localhost:3000`): instances that are not
+    // behind 443, such as two test servers side by side on loopback. It is part of every
+    // handle and id (`@alice@127.0.0.1:3000`), so it must be the port peers connect to,
+    // written canonically (no leading zero).
+    let full = s;
+    let s = match full.rsplit_once(':') {
+        Some((host, port)) => {
+            if port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .map(|p| p.to_string())
+                != Some(port.to_string())
+            {
+                return Err("expected a port from 1 to 65535 after the host name".into());
+            }
+            host
+        }
+        None => full,
+    };
     let valid_label = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
@@ -156,7 +176,7 @@ pub(crate) fn parse_domain(s: &str) -> Result<String, String> {
             "expected a bare host name such as social.example.com (IDN in punycode)".into(),
         );
     }
-    Ok(s.to_owned())
+    Ok(full.to_owned())
 }
 
 #[cfg(test)]
@@ -208,8 +228,18 @@ mod tests {
             Ok("xn--bcher-kva.example")
         );
         assert_eq!(parse_domain("localhost").as_deref(), Ok("localhost"));
+        assert_eq!(
+            parse_domain("127.0.0.1:3000").as_deref(),
+            Ok("127.0.0.1:3000")
+        );
         for bad in [
             "evil.example/victim.example",
+            "social.example:",
+            "social.example:0",
+            "social.example:65536",
+            "social.example:+80",
+            "social.example:080",
+            "social.example:80:80",
             "a..b",
             "-a.example",
             "a_b.example",

@@ -73,12 +73,13 @@ pub async fn account_by_url(state: &AppState, url: &str) -> Result<Option<i64>, 
 
 /// The actor URL WebFinger gives for `acct:username@domain`.
 async fn webfinger(state: &AppState, username: &str, domain: &str) -> Option<String> {
-    let scheme = if state.config.federation_allow_loopback && is_loopback(domain) {
-        // Test peers on loopback, allowed by the explicit test setting, speak plain HTTP.
-        "http"
-    } else {
-        "https"
-    };
+    let scheme =
+        if state.config.federation_allow_loopback && fedi_config::is_loopback_domain(domain) {
+            // Test peers on loopback, allowed by the explicit test setting, speak plain HTTP.
+            "http"
+        } else {
+            "https"
+        };
     let mut url = url::Url::parse(&format!("{scheme}://{domain}/.well-known/webfinger")).ok()?;
     url.query_pairs_mut()
         .append_pair("resource", &format!("acct:{username}@{domain}"));
@@ -91,18 +92,6 @@ async fn webfinger(state: &AppState, username: &str, domain: &str) -> Option<Str
         }
     };
     self_link(&jrd)
-}
-
-fn is_loopback(domain: &str) -> bool {
-    let host = match domain.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => domain,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The `self` link of an ActivityPub type in a JRD.
@@ -140,14 +129,5 @@ mod tests {
             "href": "https://g.example/users/b"}]});
         assert_eq!(self_link(&ld).as_deref(), Some("https://g.example/users/b"));
         assert_eq!(self_link(&serde_json::json!({"links": []})), None);
-    }
-
-    #[test]
-    fn only_loopback_hosts_count_as_loopback() {
-        assert!(is_loopback("127.0.0.1:8080"));
-        assert!(is_loopback("localhost"));
-        assert!(is_loopback("[::1]:3000"));
-        assert!(!is_loopback("m.example"));
-        assert!(!is_loopback("10.0.0.1:80"));
     }
 }

@@ -187,11 +187,25 @@ fn mention_at<'a>(text: &'a str, i: usize, prev: Option<char>) -> Option<(usize,
             is_word,
         );
         if domain.chars().count() >= 2 && domain.starts_with(|c: char| is_word(c) || c == '.') {
-            acct.domain = Some(domain.to_string());
-            end = domain_end;
+            // An account on a server with a port (`@bob@127.0.0.1:3000`, Mastodon's
+            // development setups and our two-server tests): its handle includes the port.
+            let port_end = port_at(text, domain_end).unwrap_or(domain_end);
+            acct.domain = Some(text[end + 1..port_end].to_string());
+            end = port_end;
         }
     }
     Some((end, Token::Mention(acct)))
+}
+
+/// The end of `:port` at `i` (1 to 5 digits, not followed by a word character, so that
+/// "@bob@home:10pm" stays a mention of bob@home).
+fn port_at(text: &str, i: usize) -> Option<usize> {
+    let digits = text[i..].strip_prefix(':')?;
+    let len = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let after = digits[len..].chars().next();
+    ((1..=5).contains(&len) && !after.is_some_and(is_word)).then_some(i + 1 + len)
 }
 
 /// `#name` starting at `i`: the end of the name.
@@ -236,6 +250,15 @@ mod tests {
             (
                 "@bob@Remote.example:",
                 vec![acct("bob", Some("Remote.example")), Token::Text(":")],
+            ),
+            (
+                "@bob@127.0.0.1:3000, @eve@home:10pm",
+                vec![
+                    acct("bob", Some("127.0.0.1:3000")),
+                    Token::Text(", "),
+                    acct("eve", Some("home")),
+                    Token::Text(":10pm"),
+                ],
             ),
             ("@bob@x", vec![acct("bob", None), Token::Text("@x")]),
             ("@", vec![Token::Text("@")]),

@@ -29,7 +29,13 @@ pub fn parse_resource(resource: &str, domain: &str) -> Result<Option<Resource>, 
         let Ok(url) = url::Url::parse(resource) else {
             return Err("resource is not a valid URL");
         };
-        if !url.host_str().is_some_and(ours) || url.port().is_some() {
+        // Host and port together: a domain with a port (test servers on loopback) names
+        // only URLs on that port, a bare one only URLs on the scheme's default port.
+        let authority = url.host_str().map(|host| match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        });
+        if !authority.as_deref().is_some_and(ours) {
             return Ok(None);
         }
         let path = url.path().trim_end_matches('/');
@@ -138,6 +144,22 @@ mod tests {
             "https://social.example/statuses/1",
         ] {
             assert_eq!(parse_resource(other, d), Ok(None), "{other}");
+        }
+        let on_a_port = "127.0.0.1:3000";
+        assert_eq!(
+            parse_resource("http://127.0.0.1:3000/users/alice", on_a_port),
+            Ok(alice.clone())
+        );
+        assert_eq!(
+            parse_resource("acct:alice@127.0.0.1:3000", on_a_port),
+            Ok(alice.clone())
+        );
+        for other in [
+            "http://127.0.0.1:3001/users/alice",
+            "http://127.0.0.1/users/alice",
+            "acct:alice@127.0.0.1",
+        ] {
+            assert_eq!(parse_resource(other, on_a_port), Ok(None), "{other}");
         }
         for bad in ["", "alice", "https://"] {
             assert!(parse_resource(bad, d).is_err(), "{bad}");
