@@ -193,6 +193,11 @@ pub(crate) fn all(fedi: &FediInstance) -> Vec<(&'static str, Source)> {
     }
 
     if let Some(search) = &spec.search {
+        let prefix = search
+            .index_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{ns}_{name}"));
+        out.push((vars::SEARCH_PREFIX, value(prefix)));
         match &search.external {
             Some(external) => {
                 out.push((vars::SEARCH_URL, value(&external.url)));
@@ -320,6 +325,27 @@ mod tests {
         let s = parse(&external).search.unwrap();
         assert_eq!(s.url, "https://os.example:9200");
         assert_eq!(s.password.unwrap().expose(), "secret:os/password");
+    }
+
+    #[test]
+    fn index_names_are_the_instances_own_unless_the_spec_names_a_prefix() {
+        let shared = |namespace: &str, name: &str, prefix: Option<&str>| {
+            let mut search = json!({"external": {"url": "https://os.example:9200"}});
+            if let Some(p) = prefix {
+                search["indexPrefix"] = json!(p);
+            }
+            let mut fedi = instance(json!({"domain": "social.example", "search": search}));
+            fedi.metadata.namespace = Some(namespace.into());
+            fedi.metadata.name = Some(name.into());
+            parse(&fedi).search.unwrap().prefix
+        };
+        assert_eq!(shared("tenant-a", "social", None), "tenant-a_social");
+        // Names that a plain `-` would join into the same prefix stay apart.
+        assert_ne!(
+            shared("tenant-a", "social", None),
+            shared("tenant", "a-social", None)
+        );
+        assert_eq!(shared("tenant-a", "social", Some("fedi")), "fedi");
     }
 
     #[test]

@@ -407,6 +407,12 @@ pub struct SearchSpec {
     /// An existing OpenSearch or Elasticsearch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalSearch>,
+    /// Prefix of the index names (`<prefix>-statuses`, ...), so that several instances can
+    /// share one cluster. Default: `<namespace>_<name>` of this FediInstance, which no other
+    /// instance has (neither part may contain `_`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
+    pub index_prefix: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
