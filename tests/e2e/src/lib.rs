@@ -14,6 +14,8 @@ use serde_json::json;
 
 pub use fedi_operator::crd::{FediInstance, FediInstanceSpec};
 
+pub mod played;
+
 pub const MANAGER: &str = "fedi-e2e";
 
 pub fn repo_root() -> std::path::PathBuf {
