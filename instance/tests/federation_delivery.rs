@@ -799,13 +799,36 @@ async fn likes_boosts_edits_blocks_and_profile_changes_are_sent() {
     assert_eq!(person["name"], "Alice A.");
     assert!(person["publicKey"]["publicKeyPem"].is_string());
 
-    // A block goes to the blocked account.
+    // A block goes to the blocked account, and the follows it ends, both ways, are ended
+    // there explicitly first (Mastodon's BlockService): an Undo of alice's Follow, a
+    // Reject of lena's (by the id lena's server gave it).
+    let lena_follow = format!("{}/follows/lena-1", remote.base);
+    sqlx::query("UPDATE follows SET uri = $2 WHERE account_id = $1")
+        .bind(lena_id)
+        .bind(&lena_follow)
+        .execute(&ours.pg().await)
+        .await
+        .unwrap();
+    ours.post(&format!("/api/v1/accounts/{lena_id}/follow"), json!({}))
+        .await
+        .expect(200);
+    remote.wait_for("Follow", 1, Duration::from_secs(30)).await;
     ours.post(&format!("/api/v1/accounts/{lena_id}/block"), json!({}))
         .await
         .expect(200);
     let blocks = remote.wait_for("Block", 1, Duration::from_secs(30)).await;
     assert_eq!(blocks[0].path, "/users/lena/inbox");
     assert_eq!(blocks[0].activity()["object"], lena);
+    let undos = remote.wait_for("Undo", 3, Duration::from_secs(30)).await;
+    let unfollow = undos[2].activity();
+    assert_eq!(unfollow["object"]["type"], "Follow");
+    assert_eq!(unfollow["object"]["object"], lena);
+    let rejects = remote.wait_for("Reject", 1, Duration::from_secs(30)).await;
+    assert_eq!(rejects[0].path, "/users/lena/inbox");
+    let reject = rejects[0].activity();
+    assert_eq!(reject["actor"], ours.alice_uri());
+    assert_eq!(reject["object"]["id"], lena_follow);
+    assert_eq!(reject["object"]["actor"], lena);
     let key = ours.alice_key().await;
     for got in remote.received() {
         assert_signed(&ours, &remote, &got, &key);

@@ -205,22 +205,47 @@ pub async fn block(
     }
     let mut tx = state.db.primary().begin().await?;
     lock_pair(&mut tx, me, target.id).await?;
-    sqlx::query(
+    // The follows and requests that end, each way (`mine`: mine of them), with the id of
+    // the remote's Follow for its Reject.
+    let ended: Vec<(bool, Option<String>)> = sqlx::query_as(
         "WITH f AS (DELETE FROM follows WHERE (account_id = $1 AND target_account_id = $2) \
-                                          OR (account_id = $2 AND target_account_id = $1)), \
+                                          OR (account_id = $2 AND target_account_id = $1) \
+                    RETURNING account_id = $1 AS mine, uri), \
               r AS (DELETE FROM follow_requests \
                     WHERE (account_id = $1 AND target_account_id = $2) \
-                       OR (account_id = $2 AND target_account_id = $1)) \
-         INSERT INTO blocks (account_id, target_account_id) VALUES ($1, $2) \
-         ON CONFLICT (account_id, target_account_id) DO NOTHING",
+                       OR (account_id = $2 AND target_account_id = $1) \
+                    RETURNING account_id = $1 AS mine, uri), \
+              b AS (INSERT INTO blocks (account_id, target_account_id) VALUES ($1, $2) \
+                    ON CONFLICT (account_id, target_account_id) DO NOTHING) \
+         SELECT mine, uri FROM f UNION ALL SELECT mine, uri FROM r",
     )
     .bind(me)
     .bind(target.id)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     crate::tasks::timeline::enqueue_relation(&state, Relation::Block, me, target.id).await;
     if target.domain.is_some() {
+        // As Mastodon's BlockService: the follows end explicitly (Undo of ours, Reject of
+        // theirs) before the Block, since not every server ends them on a Block, and a
+        // follow left standing there would keep our posts flowing to the blocked account.
+        for (mine, uri) in ended {
+            if mine {
+                let undo = Outgoing::Follow {
+                    account_id: me,
+                    target_id: target.id,
+                    undo: true,
+                };
+                crate::federation::delivery::send(&state, undo).await;
+            } else if let Some(uri) = uri {
+                let follow = IncomingFollow {
+                    follower_id: target.id,
+                    target_id: me,
+                    uri,
+                };
+                crate::federation::delivery::reject_follow(&state, &follow).await;
+            }
+        }
         let block = Outgoing::Block {
             account_id: me,
             target_id: target.id,
