@@ -28,9 +28,9 @@ use crate::crd::{FediInstance, FediInstanceStatus, UpgradePhase};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::migrations::{self, Migration, Phase};
-use crate::search_index;
 use crate::upgrade::{Admission, Fleet, Step};
 use crate::{Error, Result, dependencies, dereference, finalizer, status};
+use crate::{search_index, secret_rotation};
 
 /// How often an instance is reconciled without any change, to catch what watches miss.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -184,7 +184,9 @@ async fn pipeline(
         ctx.child_changed(fedi, "Created", &secret, namespace, &name)
             .await;
     }
+    let rotation = secret_rotation::run(ctx, fedi, namespace).await?;
     let mut children = build::children(fedi, &ctx.defaults)?;
+    secret_rotation::stamp(&mut children, rotation.as_deref());
     // CloudNativePG's objects only where it is installed; DatabaseReady says what is missing.
     if !ctx.capabilities.cloudnative_pg {
         children.retain(|c| c.resource.group != build::database::GROUP);
@@ -279,6 +281,7 @@ async fn pipeline(
     );
     upgrade_events(fedi, ctx, &status, &step).await;
     let mut status = status;
+    status.secrets_rotation = rotation;
     let migrated = !suspended
         && report.all_ready()
         && matches!(step, Step::RollingOut | Step::PostMigration(_) | Step::Done);

@@ -21,6 +21,7 @@ pub mod object_storage;
 pub mod redis_cluster;
 pub mod reference;
 pub mod search_index;
+pub mod secret_rotation;
 pub mod status;
 pub mod teardown;
 pub mod telemetry;

@@ -219,6 +219,7 @@ pub fn desired(
         migrated_image,
         post_migrated_image,
         search_indexed_image: previous.search_indexed_image.clone(),
+        secrets_rotation: previous.secrets_rotation.clone(),
     }
 }
 

@@ -185,6 +185,10 @@ pub struct FediInstanceStatus {
     /// when the image's index mappings changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_indexed_image: Option<String>,
+    /// The value of the `fedi.dev/rotate-secrets` annotation last handled: a different one
+    /// rotates the generated secrets that can rotate safely and rolls the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_rotation: Option<String>,
 }
 
 /// Versions of the server: what runs, what is wanted.
