@@ -5,6 +5,7 @@
 //! renamed or retyped setting breaks the build instead of a running pod. The round trip
 //! `ServerConfig::from_lookup(render(c)) == c` is tested below.
 
+mod federation;
 mod rate_limits;
 mod secret;
 mod values;
@@ -15,6 +16,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use federation::{
+    DomainBlock, FederationConfig, FederationMode, Severity as DomainBlockSeverity,
+    canonical_domain,
+};
 pub use rate_limits::{Limit, RateLimitConfig, RateLimitGroup};
 pub use secret::Secret;
 pub use values::{LogFormat, Queue, RedisMode, Registrations, SmtpTls};
@@ -43,11 +48,17 @@ pub struct ServerConfig {
     pub worker: WorkerConfig,
     /// Worker role: unattached media older than this are deleted (whole hours).
     pub orphaned_media_retention: Duration,
+    /// Worker role: cached copies of remote media older than this are deleted (whole days).
+    pub media_cache_retention: Duration,
+    /// Worker role: link preview images older than this are deleted (whole days).
+    pub preview_card_retention: Duration,
     /// Where the web client's files are; `DEFAULT_WEB_ROOT` when unset.
     pub web_root: Option<std::path::PathBuf>,
     /// Tests only (`FEDI_FEDERATION_ALLOW_LOOPBACK`): federation may fetch 127.0.0.1 and
     /// `::1` over plain HTTP. Rendered only when set.
     pub federation_allow_loopback: bool,
+    /// Domain blocks, limited mode and authorized fetch.
+    pub federation: FederationConfig,
 }
 
 /// Where the server image puts the built web client (images/Dockerfile).
@@ -171,6 +182,11 @@ const DEFAULT_WORKER_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 const DEFAULT_WORKER_HEARTBEAT: Duration = Duration::from_secs(60);
 /// Mastodon's: a day to attach an upload to a status.
 const DEFAULT_ORPHANED_MEDIA_RETENTION_HOURS: u64 = 24;
+/// A week: Mastodon leaves its media cache retention unset (kept forever); the operator's
+/// bucket expires the cache prefix after 30 days by default, and this must come first.
+const DEFAULT_MEDIA_CACHE_RETENTION_DAYS: u64 = 7;
+/// Two weeks, below the bucket's 30-day expiry of the cache prefix card images live in.
+const DEFAULT_PREVIEW_CARD_RETENTION_DAYS: u64 = 14;
 /// 128 random bits written as hex, at the least; the operator generates 64 bytes.
 const MIN_SECRET_KEY_BASE_LEN: usize = 32;
 
@@ -347,10 +363,35 @@ impl ServerConfig {
                     Duration::from_secs(h.unwrap_or(DEFAULT_ORPHANED_MEDIA_RETENTION_HOURS) * 3600)
                 }
             },
+            media_cache_retention: r.days(
+                vars::MEDIA_CACHE_RETENTION,
+                DEFAULT_MEDIA_CACHE_RETENTION_DAYS,
+            )?,
+            preview_card_retention: r.days(
+                vars::PREVIEW_CARD_RETENTION,
+                DEFAULT_PREVIEW_CARD_RETENTION_DAYS,
+            )?,
             web_root: r.opt(vars::WEB_ROOT).map(Into::into),
             federation_allow_loopback: r
                 .parsed(vars::FEDERATION_ALLOW_LOOPBACK, values::parse_bool)?
                 .unwrap_or(false),
+            federation: FederationConfig {
+                mode: r
+                    .parsed(vars::FEDERATION_MODE, str::parse)?
+                    .unwrap_or_default(),
+                domain_blocks: r
+                    .parsed(
+                        vars::FEDERATION_DOMAIN_BLOCKS,
+                        federation::parse_domain_blocks,
+                    )?
+                    .unwrap_or_default(),
+                allowed_domains: r
+                    .parsed(vars::FEDERATION_ALLOWED_DOMAINS, federation::parse_domains)?
+                    .unwrap_or_default(),
+                authorized_fetch: r
+                    .parsed(vars::FEDERATION_AUTHORIZED_FETCH, values::parse_bool)?
+                    .unwrap_or(false),
+            },
         })
     }
 
@@ -387,6 +428,24 @@ impl ServerConfig {
         if self.federation_allow_loopback {
             plain(vars::FEDERATION_ALLOW_LOOPBACK, "true".into());
         }
+        let federation = &self.federation;
+        plain(vars::FEDERATION_MODE, federation.mode.to_string());
+        if !federation.domain_blocks.is_empty() {
+            plain(
+                vars::FEDERATION_DOMAIN_BLOCKS,
+                federation::render_domain_blocks(&federation.domain_blocks),
+            );
+        }
+        if !federation.allowed_domains.is_empty() {
+            plain(
+                vars::FEDERATION_ALLOWED_DOMAINS,
+                federation.allowed_domains.join(","),
+            );
+        }
+        plain(
+            vars::FEDERATION_AUTHORIZED_FETCH,
+            federation.authorized_fetch.to_string(),
+        );
         plain(vars::RATE_LIMITS, self.rate_limits.render_limits());
         plain(vars::TRUSTED_PROXIES, self.rate_limits.render_proxies());
         if let Some(w) = &self.web_root {
@@ -415,6 +474,14 @@ impl ServerConfig {
         plain(
             vars::ORPHANED_MEDIA_RETENTION,
             (self.orphaned_media_retention.as_secs() / 3600).to_string(),
+        );
+        plain(
+            vars::MEDIA_CACHE_RETENTION,
+            (self.media_cache_retention.as_secs() / 86400).to_string(),
+        );
+        plain(
+            vars::PREVIEW_CARD_RETENTION,
+            (self.preview_card_retention.as_secs() / 86400).to_string(),
         );
         if let Some(s) = &self.storage {
             plain(vars::S3_ENDPOINT, s.endpoint.clone());
@@ -520,6 +587,14 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             .transpose()
     }
 
+    /// A retention in whole days, at least one.
+    fn days(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        match self.parsed(var, values::parse_num::<u64>)? {
+            Some(0) => Err(self.invalid(var, "must be at least 1".into())),
+            d => Ok(Duration::from_secs(d.unwrap_or(default) * 86400)),
+        }
+    }
+
     fn invalid(&self, var: &'static str, reason: String) -> ConfigError {
         let value = if vars::is_secret(var) {
             None
@@ -592,8 +667,19 @@ mod tests {
                 heartbeat: Duration::from_secs(300),
             },
             orphaned_media_retention: Duration::from_secs(48 * 3600),
+            media_cache_retention: Duration::from_secs(3 * 86400),
+            preview_card_retention: Duration::from_secs(60 * 86400),
             web_root: Some("/srv/web".into()),
             federation_allow_loopback: true,
+            federation: FederationConfig {
+                mode: FederationMode::Limited,
+                domain_blocks: vec![DomainBlock {
+                    domain: "spam.example".into(),
+                    severity: DomainBlockSeverity::Silence,
+                }],
+                allowed_domains: vec!["friends.example".into(), "xn--bcher-kva.example".into()],
+                authorized_fetch: true,
+            },
         }
     }
 
@@ -711,6 +797,20 @@ mod tests {
             (vars::WORKER_SCHEDULER, "sometimes", "true/false"),
             (vars::WORKER_HEARTBEAT, "0", "at least 1"),
             (vars::ORPHANED_MEDIA_RETENTION, "0", "at least 1"),
+            (vars::MEDIA_CACHE_RETENTION, "0", "at least 1"),
+            (vars::PREVIEW_CARD_RETENTION, "0", "at least 1"),
+            (vars::FEDERATION_MODE, "closed", "open or limited"),
+            (
+                vars::FEDERATION_DOMAIN_BLOCKS,
+                "a.example=ban",
+                "suspend, silence",
+            ),
+            (
+                vars::FEDERATION_ALLOWED_DOMAINS,
+                "https://a.example/",
+                "not a domain",
+            ),
+            (vars::FEDERATION_AUTHORIZED_FETCH, "sometimes", "true/false"),
         ];
         for (var, value, expected) in cases {
             let mut env = full().render_map();

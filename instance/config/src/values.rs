@@ -28,7 +28,7 @@ macro_rules! keyword_enum {
                 let s = s.to_ascii_lowercase();
                 Self::WORDS.iter().find(|(w, _)| *w == s).map(|(_, v)| *v).ok_or_else(|| {
                     let words: Vec<_> = Self::WORDS.iter().map(|(w, _)| *w).collect();
-                    format!("expected {}", one_of(&words))
+                    format!("expected {}", $crate::values::one_of(&words))
                 })
             }
         }
@@ -41,6 +41,9 @@ macro_rules! keyword_enum {
         }
     };
 }
+
+// Also for the enumerations of other modules.
+pub(crate) use keyword_enum;
 
 keyword_enum!(
     /// Who may create an account.
@@ -112,7 +115,7 @@ pub(crate) fn parse_queue_weights(s: &str) -> Result<Vec<(Queue, u32)>, String> 
     Ok(out)
 }
 
-fn one_of(words: &[&str]) -> String {
+pub(crate) fn one_of(words: &[&str]) -> String {
     match words {
         [] => String::new(),
         [one] => one.to_string(),

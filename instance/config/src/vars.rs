@@ -85,9 +85,28 @@ pub const WORKER_HEARTBEAT: &str = "FEDI_WORKER_HEARTBEAT_SECONDS";
 /// are deleted from the bucket and the database (Mastodon keeps them a day).
 pub const ORPHANED_MEDIA_RETENTION: &str = "FEDI_ORPHANED_MEDIA_RETENTION_HOURS";
 
+/// Worker role: whole days after which copies of remote media in the bucket's cache prefix
+/// are deleted (the attachment is served from its server again). Keep it below the
+/// bucket's lifecycle expiry of that prefix, or attachments point at expired objects.
+pub const MEDIA_CACHE_RETENTION: &str = "FEDI_MEDIA_CACHE_RETENTION_DAYS";
+
+/// Worker role: whole days after which a link preview's cached image is deleted (the card
+/// stays, without its image), as Mastodon's `tootctl preview_cards remove`.
+pub const PREVIEW_CARD_RETENTION: &str = "FEDI_PREVIEW_CARD_RETENTION_DAYS";
+
 /// Tests only: lets federation fetch loopback addresses over plain HTTP (two servers, or a
 /// test "remote server", on 127.0.0.1). Every other private address stays refused.
 pub const FEDERATION_ALLOW_LOOPBACK: &str = "FEDI_FEDERATION_ALLOW_LOOPBACK";
+
+/// `open` (default) or `limited` (only `FEDERATION_ALLOWED_DOMAINS` federate).
+pub const FEDERATION_MODE: &str = "FEDI_FEDERATION_MODE";
+/// Instance domain blocks, comma-separated: `domain` (suspended) or `domain=severity`
+/// (`suspend`, `silence`, `reject_media`); subdomains included.
+pub const FEDERATION_DOMAIN_BLOCKS: &str = "FEDI_FEDERATION_DOMAIN_BLOCKS";
+/// Limited mode: the domains federated with, comma-separated; subdomains included.
+pub const FEDERATION_ALLOWED_DOMAINS: &str = "FEDI_FEDERATION_ALLOWED_DOMAINS";
+/// Secure mode (`true`/`false`): actors, statuses and collections only for signed GETs.
+pub const FEDERATION_AUTHORIZED_FETCH: &str = "FEDI_FEDERATION_AUTHORIZED_FETCH";
 
 /// Variables whose values are credentials (URLs carry passwords): they come from Secrets
 /// and are never echoed in an error.

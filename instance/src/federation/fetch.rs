@@ -33,6 +33,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use url::Url;
 
+use super::domain_policy::DomainPolicy;
 use super::keys::Signer;
 use super::signatures;
 
@@ -67,6 +68,10 @@ pub enum FetchError {
     IdMismatch { id: String, url: String },
     #[error("request failed: {0}")]
     Network(String),
+    #[error("{0} is blocked by this server's federation policy")]
+    Blocked(String),
+    #[error("more than {0} remote fetches for one activity")]
+    TooManyFetches(usize),
 }
 
 /// Whether `ip` may be fetched: public unicast only, loopback only when allowed (tests).
@@ -152,6 +157,8 @@ type Client =
 pub struct Fetcher {
     client: Client,
     allow_loopback: bool,
+    /// Suspended domains (and, in limited mode, all but the allowed) are never contacted.
+    policy: DomainPolicy,
 }
 
 impl Fetcher {
@@ -179,7 +186,14 @@ impl Fetcher {
         Ok(Self {
             client,
             allow_loopback,
+            policy: DomainPolicy::default(),
         })
+    }
+
+    /// The same client, refusing the domains `policy` refuses.
+    pub fn with_policy(mut self, policy: DomainPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Checks what can be checked before connecting: the scheme, and an IP-literal host
@@ -196,18 +210,24 @@ impl Fetcher {
             Some(url::Host::Domain(_)) => None,
             None => return Err(FetchError::InvalidUrl("no host".into())),
         };
-        match ip {
-            Some(ip) if !is_allowed(ip, self.allow_loopback) => {
-                Err(FetchError::Forbidden(ip.to_string()))
-            }
-            _ => Ok(()),
+        if let Some(ip) = ip
+            && !is_allowed(ip, self.allow_loopback)
+        {
+            return Err(FetchError::Forbidden(ip.to_string()));
         }
+        if self.policy.refuses_url(url.as_str()) {
+            return Err(FetchError::Blocked(
+                url.host_str().unwrap_or_default().to_string(),
+            ));
+        }
+        Ok(())
     }
 
     /// GETs the ActivityPub document at `url`, signed by `signer`, and checks its content
     /// type and that its `id` is the URL it came from. The whole exchange is bounded by
     /// [`TOTAL_TIMEOUT`].
     pub async fn get_object(&self, url: &str, signer: &Signer) -> Result<Value, FetchError> {
+        budget::spend()?;
         tokio::time::timeout(TOTAL_TIMEOUT, self.get_object_inner(url, signer))
             .await
             .map_err(|_| FetchError::Timeout)?
@@ -273,6 +293,52 @@ impl Fetcher {
             }
             let body = read_limited(response.into_body()).await?;
             serde_json::from_slice(&body).map_err(|e| FetchError::Json(e.to_string()))
+        })
+        .await
+        .map_err(|_| FetchError::Timeout)?
+    }
+
+    /// GETs a web page or file (link previews, remote media), unsigned, through the same
+    /// guards and timeouts: at most `limit` bytes of its body, the rest never read.
+    pub async fn get_capped(
+        &self,
+        url: &str,
+        accept: &str,
+        limit: usize,
+    ) -> Result<Capped, FetchError> {
+        tokio::time::timeout(TOTAL_TIMEOUT, async {
+            let (url, response) = self.get_following(url, accept, None).await?;
+            if !response.status().is_success() {
+                return Err(FetchError::Status(response.status().as_u16()));
+            }
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|c| c.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let mut body = response.into_body();
+            let (mut bytes, mut cut) = (Vec::new(), false);
+            while let Some(frame) = tokio::time::timeout(READ_TIMEOUT, body.frame())
+                .await
+                .map_err(|_| FetchError::Timeout)?
+            {
+                let frame = frame.map_err(|e| FetchError::Network(e.to_string()))?;
+                if let Ok(data) = frame.into_data() {
+                    let room = limit - bytes.len();
+                    bytes.extend_from_slice(&data[..data.len().min(room)]);
+                    if data.len() > room {
+                        cut = true;
+                        break;
+                    }
+                }
+            }
+            Ok(Capped {
+                url,
+                content_type,
+                bytes,
+                cut,
+            })
         })
         .await
         .map_err(|_| FetchError::Timeout)?
@@ -354,6 +420,50 @@ impl Fetcher {
         .await
         .map_err(|_| FetchError::Timeout)?
     }
+}
+
+/// How many documents one incoming activity may make us fetch (keys, actors, objects,
+/// reply parents): a peer chaining replies or actors without end must not keep a worker
+/// fetching for it (Mastodon caps the reply chain it follows at 5 and its fetches per
+/// activity similarly).
+pub mod budget {
+    use std::cell::Cell;
+    use std::future::Future;
+
+    use super::FetchError;
+
+    /// Fetches allowed while one activity is processed.
+    pub const PER_ACTIVITY: usize = 10;
+
+    tokio::task_local! {
+        static LEFT: Cell<usize>;
+    }
+
+    /// Runs `work` with [`PER_ACTIVITY`] fetches allowed to it (the task, not the process).
+    pub async fn limited<F: Future>(work: F) -> F::Output {
+        LEFT.scope(Cell::new(PER_ACTIVITY), work).await
+    }
+
+    /// Takes one fetch from the running budget; outside of one, fetches are unlimited.
+    pub(super) fn spend() -> Result<(), FetchError> {
+        LEFT.try_with(|left| match left.get() {
+            0 => Err(FetchError::TooManyFetches(PER_ACTIVITY)),
+            n => {
+                left.set(n - 1);
+                Ok(())
+            }
+        })
+        .unwrap_or(Ok(()))
+    }
+}
+
+/// What [`Fetcher::get_capped`] read: the final URL (after a redirect), the content type,
+/// and the body up to the limit; `cut` when there was more.
+pub struct Capped {
+    pub url: Url,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+    pub cut: bool,
 }
 
 /// The content type of the activities we send.

@@ -33,6 +33,8 @@ pub enum InboxError {
     BadActivity(String),
     #[error("Record not found")]
     NoSuchInbox,
+    #[error("{0} is blocked by this server")]
+    Blocked(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -47,6 +49,7 @@ impl IntoResponse for InboxError {
             | InboxError::BadSignature(_)
             | InboxError::NotTheActor { .. } => StatusCode::UNAUTHORIZED,
             InboxError::BadActivity(_) => StatusCode::BAD_REQUEST,
+            InboxError::Blocked(_) => StatusCode::FORBIDDEN,
             InboxError::NoSuchInbox => StatusCode::NOT_FOUND,
             InboxError::Key(KeyError::Database(_)) | InboxError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -107,6 +110,9 @@ async fn receive(
         .map_err(|e| InboxError::BadActivity(format!("not JSON: {e}")))?;
     let actor =
         activity_actor(&activity).ok_or_else(|| InboxError::BadActivity("no actor".into()))?;
+    // Before any key is fetched: a suspended (or, in limited mode, unknown) server gets
+    // nothing from us, not even a request back.
+    refuse_blocked(state, &[&signed.key_id, &actor])?;
     let key = verified_key(state, &signed).await?;
     if key.owner != actor {
         return Err(InboxError::NotTheActor { signer: key.owner });
@@ -120,6 +126,17 @@ async fn receive(
     Ok(StatusCode::ACCEPTED)
 }
 
+/// A 403 when one of `urls` is on a domain the federation policy refuses.
+pub fn refuse_blocked(state: &AppState, urls: &[&str]) -> Result<(), InboxError> {
+    let policy = super::domain_policy::of(state);
+    match urls.iter().find(|u| policy.refuses_url(u)) {
+        Some(url) => Err(InboxError::Blocked(
+            super::remote_keys::host(url).unwrap_or_else(|| (*url).to_string()),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `actor` as a string, or the `id` of an embedded actor object.
 fn activity_actor(activity: &Value) -> Option<String> {
     match activity.get("actor")? {
@@ -131,7 +148,7 @@ fn activity_actor(activity: &Value) -> Option<String> {
 
 /// The key that verifies `signed`: the cached one, or else (absent, or failing, since the
 /// actor may have rotated it) the one fetched from its origin now, once.
-async fn verified_key(
+pub(super) async fn verified_key(
     state: &AppState,
     signed: &signatures::Signed,
 ) -> Result<RemoteKey, InboxError> {

@@ -1,8 +1,10 @@
 //! ActivityPub federation, our own (the licence rules out the AGPL crates of this field):
 //! actor keys, HTTP Signatures, the documents peers fetch, and the inbox.
 
+mod authorized_fetch;
 pub mod delivery;
 pub mod documents;
+pub mod domain_policy;
 pub mod fetch;
 mod inbox;
 pub mod ingress;
@@ -28,7 +30,8 @@ pub fn fetcher(state: &AppState) -> anyhow::Result<&'static fetch::Fetcher> {
     if let Some(f) = FETCHER.get() {
         return Ok(f);
     }
-    let f = fetch::Fetcher::new(state.config.federation_allow_loopback)?;
+    let f = fetch::Fetcher::new(state.config.federation_allow_loopback)?
+        .with_policy(domain_policy::of(state).clone());
     Ok(FETCHER.get_or_init(|| f))
 }
 

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::authorized_fetch::{self, FetchAuthError, Fetcher};
 use super::documents::actor::{self, LocalAccount};
 use super::documents::collections::{self, PageQuery, Relation};
 use super::documents::{note, webfinger};
@@ -40,6 +41,39 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// Why a document is not served: the API's errors, or the fetcher's signature.
+enum Refusal {
+    Api(ApiError),
+    Auth(FetchAuthError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Api(e)
+    }
+}
+
+impl From<FetchAuthError> for Refusal {
+    fn from(e: FetchAuthError) -> Self {
+        Refusal::Auth(e)
+    }
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(e: sqlx::Error) -> Self {
+        Refusal::Api(e.into())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Api(e) => e.into_response(),
+            Refusal::Auth(e) => e.into_response(),
+        }
+    }
+}
+
 const ACTIVITY_JSON: &str = "application/activity+json; charset=utf-8";
 
 /// A JSON document with the ActivityPub content type; varies on Accept because the same
@@ -60,6 +94,19 @@ fn activity_json(doc: Value) -> Response {
         doc.to_string(),
     )
         .into_response()
+}
+
+/// A document, cached publicly unless secure mode serves it by signer (Mastodon: not
+/// public then, or a shared cache would hand it to anyone).
+fn serve(fetcher: &Fetcher, doc: Value) -> Response {
+    let mut response = activity_json(doc);
+    if fetcher.secure() {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=60, private"),
+        );
+    }
+    response
 }
 
 /// Whether the client asked for ActivityPub JSON: `application/activity+json`,
@@ -169,7 +216,8 @@ async fn person(
     State(state): State<AppState>,
     Path(username): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+    fetcher: Fetcher,
+) -> Result<Response, Refusal> {
     let account = local_account(&state, &username).await?;
     if !wants_activitypub(&headers) {
         return Ok(to_web(format!("/@{}", account.username)));
@@ -177,20 +225,24 @@ async fn person(
     let key = keys::account_key(&state.db, account.id)
         .await
         .map_err(ApiError::Internal)?;
-    Ok(activity_json(actor::person(
-        &state,
-        &account,
-        &key.public_pem,
-    )))
+    let doc = actor::person(&state, &account, &key.public_pem);
+    if fetcher.full_access() {
+        Ok(serve(&fetcher, doc))
+    } else {
+        Ok(serve(&fetcher, authorized_fetch::reduced_actor(&doc)))
+    }
 }
 
 async fn outbox(
     State(state): State<AppState>,
     Path(username): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Response, ApiError> {
+    fetcher: Fetcher,
+) -> Result<Response, Refusal> {
+    fetcher.require()?;
     let account = local_account(&state, &username).await?;
-    Ok(activity_json(
+    Ok(serve(
+        &fetcher,
         collections::outbox(&state, &account, &q).await?,
     ))
 }
@@ -199,9 +251,12 @@ async fn followers(
     State(state): State<AppState>,
     Path(username): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Response, ApiError> {
+    fetcher: Fetcher,
+) -> Result<Response, Refusal> {
+    fetcher.require()?;
     let account = local_account(&state, &username).await?;
-    Ok(activity_json(
+    Ok(serve(
+        &fetcher,
         collections::accounts(&state, &account, Relation::Followers, &q).await?,
     ))
 }
@@ -210,9 +265,12 @@ async fn following(
     State(state): State<AppState>,
     Path(username): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Response, ApiError> {
+    fetcher: Fetcher,
+) -> Result<Response, Refusal> {
+    fetcher.require()?;
     let account = local_account(&state, &username).await?;
-    Ok(activity_json(
+    Ok(serve(
+        &fetcher,
         collections::accounts(&state, &account, Relation::Following, &q).await?,
     ))
 }
@@ -220,9 +278,12 @@ async fn following(
 async fn featured(
     State(state): State<AppState>,
     Path(username): Path<String>,
-) -> Result<Response, ApiError> {
+    fetcher: Fetcher,
+) -> Result<Response, Refusal> {
+    fetcher.require()?;
     let account = local_account(&state, &username).await?;
-    Ok(activity_json(
+    Ok(serve(
+        &fetcher,
         collections::featured(&state, &account).await?,
     ))
 }
@@ -249,23 +310,27 @@ async fn status(
     State(state): State<AppState>,
     Path((username, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+    fetcher: Fetcher,
+) -> Result<Response, Refusal> {
     let row = public_status(&state, &username, &id).await?;
     if row.reblog_of_id.is_some() {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::NotFound.into());
     }
     if !wants_activitypub(&headers) {
         return Ok(to_web(format!("/@{}/{}", row.username, row.id)));
     }
+    fetcher.require()?;
     let mut doc = note::note(&state, &row).await?;
     doc["@context"] = note::context();
-    Ok(activity_json(doc))
+    Ok(serve(&fetcher, doc))
 }
 
 async fn status_activity(
     State(state): State<AppState>,
     Path((username, id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+    fetcher: Fetcher,
+) -> Result<Response, Refusal> {
+    fetcher.require()?;
     let row = public_status(&state, &username, &id).await?;
     if row.reblog_of_id.is_some() {
         // The reblogged post must itself be public for its Announce to be shown.
@@ -278,10 +343,10 @@ async fn status_activity(
             reblogged.as_ref().map(|r| r.0.as_str()),
             Some("public" | "unlisted")
         ) {
-            return Err(ApiError::NotFound);
+            return Err(ApiError::NotFound.into());
         }
     }
     let mut doc = note::activity(&state, &row).await?;
     doc["@context"] = note::context();
-    Ok(activity_json(doc))
+    Ok(serve(&fetcher, doc))
 }

@@ -6,6 +6,7 @@ pub mod mail;
 pub mod maintenance;
 pub mod media;
 pub mod polls;
+pub mod preview_cards;
 pub mod timeline;
 
 /// Registers every task kind (and the periodic ones) with the worker.
@@ -14,8 +15,15 @@ pub fn register(registry: &mut crate::jobs::Registry) {
     mail::register(registry);
     maintenance::register(registry);
     polls::register(registry);
+    preview_cards::register(registry);
     media::register(registry);
     crate::federation::ingress::register(registry);
     crate::search::jobs::register(registry);
     crate::federation::delivery::register(registry);
+    crate::federation::domain_policy::register(registry);
+}
+
+/// After a remote status was stored: its link preview.
+pub async fn remote_status_stored(state: &crate::state::AppState, id: i64) {
+    preview_cards::enqueue(state, id).await;
 }

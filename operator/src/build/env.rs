@@ -216,6 +216,9 @@ pub(crate) fn all(fedi: &FediInstance) -> Vec<(&'static str, Source)> {
         }
     }
 
+    out.extend(federation(&spec.federation));
+    out.extend(maintenance(&spec.maintenance));
+
     let keys = super::keys_secret_name(fedi);
     for (key, var) in crate::keys::SECRET_KEYS {
         out.push((*var, secret(&keys, *key)));
@@ -239,6 +242,69 @@ pub(crate) fn all(fedi: &FediInstance) -> Vec<(&'static str, Source)> {
         }
     }
     out
+}
+
+/// `spec.federation` as the server reads it. Domains go as written (the server
+/// canonicalizes them, and refuses to start on one that is not a domain); one listed twice
+/// keeps its first, strictest entry: `blockedDomains` come first, as suspensions.
+fn federation(spec: &crate::crd::FederationSpec) -> Vec<(&'static str, Source)> {
+    use crate::crd::{DomainBlockSeverity, FederationMode};
+    let mut out = vec![(
+        vars::FEDERATION_MODE,
+        value(match spec.mode {
+            FederationMode::Open => fedi_config::FederationMode::Open,
+            FederationMode::Limited => fedi_config::FederationMode::Limited,
+        }),
+    )];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut blocks = Vec::new();
+    let all = spec
+        .blocked_domains
+        .iter()
+        .map(|d| (d, DomainBlockSeverity::Suspend))
+        .chain(spec.domain_blocks.iter().map(|b| (&b.domain, b.severity)));
+    for (domain, severity) in all {
+        let domain = domain.trim();
+        let key = fedi_config::canonical_domain(domain).unwrap_or_else(|| domain.to_string());
+        if !seen.insert(key) {
+            continue;
+        }
+        blocks.push(match severity {
+            DomainBlockSeverity::Suspend => domain.to_string(),
+            DomainBlockSeverity::Silence => format!("{domain}=silence"),
+            DomainBlockSeverity::RejectMedia => format!("{domain}=reject_media"),
+        });
+    }
+    if !blocks.is_empty() {
+        out.push((vars::FEDERATION_DOMAIN_BLOCKS, value(blocks.join(","))));
+    }
+    if !spec.allowed_domains.is_empty() {
+        let allowed: Vec<&str> = spec.allowed_domains.iter().map(|d| d.trim()).collect();
+        out.push((vars::FEDERATION_ALLOWED_DOMAINS, value(allowed.join(","))));
+    }
+    out.push((
+        vars::FEDERATION_AUTHORIZED_FETCH,
+        value(spec.authorized_fetch),
+    ));
+    out
+}
+
+/// `spec.maintenance`: the worker's retention periods.
+fn maintenance(spec: &crate::crd::MaintenanceSpec) -> Vec<(&'static str, Source)> {
+    vec![
+        (
+            vars::ORPHANED_MEDIA_RETENTION,
+            value(spec.orphaned_media_retention_hours),
+        ),
+        (
+            vars::MEDIA_CACHE_RETENTION,
+            value(spec.media_cache_retention_days),
+        ),
+        (
+            vars::PREVIEW_CARD_RETENTION,
+            value(spec.preview_card_retention_days),
+        ),
+    ]
 }
 
 /// The settings that go into the ConfigMap: plain values of non-secret variables.
@@ -463,6 +529,42 @@ mod tests {
         let smtp = c.smtp.unwrap();
         assert_eq!((smtp.port, smtp.tls), (465, fedi_config::SmtpTls::Tls));
         assert_eq!(smtp.password.unwrap().expose(), "secret:mail/pw");
+    }
+
+    #[test]
+    fn federation_settings_reach_the_server_canonical_and_deduplicated() {
+        let mut fedi = minimal();
+        fedi.spec.federation = serde_json::from_value(json!({
+            "mode": "limited",
+            "allowedDomains": ["Friends.Example."],
+            "blockedDomains": ["Spam.Example"],
+            "domainBlocks": [
+                {"domain": "spam.example.", "severity": "silence"},
+                {"domain": "bücher.example", "severity": "rejectMedia"},
+                {"domain": "loud.example", "severity": "silence"},
+            ],
+            "authorizedFetch": true,
+        }))
+        .unwrap();
+        let config = parse(&fedi).federation;
+        assert_eq!(config.mode, fedi_config::FederationMode::Limited);
+        assert_eq!(config.allowed_domains, ["friends.example"]);
+        assert!(config.authorized_fetch);
+        let blocks: Vec<(String, String)> = config
+            .domain_blocks
+            .iter()
+            .map(|b| (b.domain.clone(), b.severity.to_string()))
+            .collect();
+        assert_eq!(
+            blocks,
+            [
+                ("spam.example".to_string(), "suspend".to_string()),
+                ("xn--bcher-kva.example".into(), "reject_media".into()),
+                ("loud.example".into(), "silence".into()),
+            ]
+        );
+        let open = parse(&minimal()).federation;
+        assert_eq!(open, fedi_config::FederationConfig::default());
     }
 
     #[test]

@@ -110,6 +110,38 @@ pub struct FederationSpec {
     #[serde(default)]
     #[schemars(length(max = 10000), inner(length(min = 1, max = 253)))]
     pub allowed_domains: Vec<String>,
+    /// Domain blocks with a severity, as Mastodon's moderation has them (subdomains
+    /// included). `blockedDomains` are suspended; a domain in both lists is suspended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10000))]
+    pub domain_blocks: Vec<DomainBlockSpec>,
+    /// Secure mode: actors, statuses and collections are served only to requests signed by
+    /// a server that is not blocked (unsigned ones get 401). The instance actor and a
+    /// reduced profile with its public key stay public.
+    #[serde(default)]
+    pub authorized_fetch: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainBlockSpec {
+    /// The domain (IDN or punycode, any case); its subdomains are blocked too.
+    #[schemars(length(min = 1, max = 253))]
+    pub domain: String,
+    /// `suspend`: nothing is exchanged and its content is hidden. `silence`: its accounts
+    /// are kept out of public timelines and of notifications from accounts one does not
+    /// follow. `rejectMedia`: its attachments and avatars are neither fetched nor shown.
+    #[serde(default)]
+    pub severity: DomainBlockSeverity,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DomainBlockSeverity {
+    #[default]
+    Suspend,
+    Silence,
+    RejectMedia,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

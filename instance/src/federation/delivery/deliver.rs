@@ -71,6 +71,11 @@ pub async fn run(state: AppState, args: Value) -> Result<(), JobError> {
     let job: Delivery = jobs::args(args)?;
     let domain = crate::federation::remote::origin(&job.inbox)
         .ok_or_else(|| JobError::permanent(anyhow::anyhow!("invalid inbox {}", job.inbox)))?;
+    // A suspended domain (or one outside limited mode's allowlist) gets nothing from us.
+    if crate::federation::domain_policy::of(&state).refuses_url(&job.inbox) {
+        info!(%domain, "delivery dropped: domain blocked by the federation policy");
+        return Ok(());
+    }
     // Queued before the domain was found dead, or retried since: dropped like new ones.
     if failures::is_unavailable(&state.db, &domain).await? {
         info!(%domain, "delivery dropped: domain unavailable");

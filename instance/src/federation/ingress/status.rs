@@ -37,6 +37,7 @@ pub async fn create(ctx: &Ctx<'_>) -> Result<(), Refused> {
     }
     notify(ctx.state, Cause::Posted { status: stored.id }).await;
     timeline::enqueue_fan_out(ctx.state, stored.id).await;
+    crate::tasks::remote_status_stored(ctx.state, stored.id).await;
     Ok(())
 }
 
@@ -146,7 +147,15 @@ pub async fn store_note(
         .await?;
     }
     let mut media = Vec::new();
-    for m in attachments(doc) {
+    let reject_media = crate::federation::domain_policy::of(state)
+        .of_url(author_uri)
+        .rejects_media();
+    for mut m in attachments(doc) {
+        if reject_media {
+            // The instance rejects this domain's media: a bare link, never shown inline.
+            m.kind = "unknown";
+            m.blurhash = None;
+        }
         let media_id: i64 = sqlx::query_scalar(
             "INSERT INTO media_attachments (account_id, status_id, type, remote_url, \
                  content_type, description, blurhash) VALUES ($1, $2, $3, $4, $5, $6, $7) \

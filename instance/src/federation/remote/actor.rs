@@ -10,7 +10,7 @@ use tracing::{debug, warn};
 
 use super::parse::{self, Actor};
 use crate::federation::fetch::FetchError;
-use crate::federation::{fetcher, instance_signer, remote_keys, urls};
+use crate::federation::{domain_policy, fetcher, instance_signer, remote_keys, urls};
 use crate::state::AppState;
 
 /// A stored actor older than this is fetched again (Mastodon: a day).
@@ -122,10 +122,22 @@ pub async fn fetch_and_store(state: &AppState, uri: &str) -> Result<i64, ActorEr
 /// Validates and stores an actor document already fetched from `uri` (by the guarded
 /// fetcher: its id is its URL).
 pub async fn store_document(state: &AppState, doc: &Value, uri: &str) -> Result<i64, ActorError> {
-    let actor = parse::actor(doc, uri).map_err(|reason| ActorError::Invalid {
+    let mut actor = parse::actor(doc, uri).map_err(|reason| ActorError::Invalid {
         uri: uri.to_string(),
         reason,
     })?;
+    let treatment = domain_policy::of(state).of_domain(&actor.domain);
+    if treatment.refused() {
+        return Err(ActorError::Invalid {
+            uri: uri.to_string(),
+            reason: "its domain is blocked by this server".into(),
+        });
+    }
+    if treatment.rejects_media() {
+        // Not even hotlinked: the point of rejecting a domain's media.
+        actor.avatar_url = None;
+        actor.header_url = None;
+    }
     if actor.domain == state.config.domain.to_ascii_lowercase() {
         return Err(ActorError::Invalid {
             uri: uri.to_string(),
@@ -133,6 +145,12 @@ pub async fn store_document(state: &AppState, doc: &Value, uri: &str) -> Result<
         });
     }
     let id = upsert(state, &actor).await?;
+    if treatment.silenced() {
+        sqlx::query("UPDATE accounts SET silenced_at = coalesce(silenced_at, now()) WHERE id = $1")
+            .bind(id)
+            .execute(state.db.primary())
+            .await?;
+    }
     store_key(state, doc, &actor.uri).await;
     debug!(uri, account = id, "stored a remote actor");
     Ok(id)
