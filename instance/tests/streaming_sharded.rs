@@ -171,7 +171,10 @@ async fn calls(url: &str, command: &str) -> u64 {
 /// `redis-server` processes of one test, killed and their directories removed on drop.
 struct OwnCluster {
     root: PathBuf,
-    nodes: Vec<(u16, Option<Child>)>,
+    /// Further `redis-server` arguments of every node.
+    extra: Vec<String>,
+    /// `(port, bus port, process)`.
+    nodes: Vec<(u16, u16, Option<Child>)>,
 }
 
 impl OwnCluster {
@@ -191,28 +194,12 @@ impl OwnCluster {
         let ports = free_ports(2 * n);
         let mut cluster = OwnCluster {
             root: root.clone(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             nodes: Vec::new(),
         };
         for pair in ports.chunks(2) {
-            let (port, bus) = (pair[0], pair[1]);
-            let dir = root.join(port.to_string());
-            std::fs::create_dir_all(&dir).unwrap();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--cluster-port", &bus.to_string()])
-                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-                .args(["--cluster-config-file", "nodes.conf"])
-                .args(["--appendonly", "no", "--save", ""])
-                .args(["--repl-diskless-sync-delay", "0"])
-                .args(extra)
-                .arg("--dir")
-                .arg(&dir)
-                .args(["--logfile", "redis.log"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed by `make services-up`");
-            cluster.nodes.push((port, Some(child)));
+            let child = cluster.spawn(pair[0], pair[1]);
+            cluster.nodes.push((pair[0], pair[1], Some(child)));
         }
         for url in cluster.urls() {
             eventually(WAIT, &format!("{url} to answer"), || async {
@@ -222,7 +209,7 @@ impl OwnCluster {
         }
         let create = Command::new("redis-cli")
             .args(["--cluster", "create"])
-            .args(cluster.nodes.iter().map(|(p, _)| format!("127.0.0.1:{p}")))
+            .args(cluster.nodes.iter().map(|(p, ..)| format!("127.0.0.1:{p}")))
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
@@ -259,23 +246,52 @@ impl OwnCluster {
         cluster
     }
 
+    /// A node in its own directory, where its `nodes.conf` outlives a restart.
+    fn spawn(&self, port: u16, bus: u16) -> Child {
+        let dir = self.root.join(port.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-port", &bus.to_string()])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+            .args(["--cluster-config-file", "nodes.conf"])
+            .args(["--appendonly", "no", "--save", ""])
+            .args(["--repl-diskless-sync-delay", "0"])
+            .args(&self.extra)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by `make services-up`")
+    }
+
     fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(|(p, _)| node_url(*p)).collect()
+        self.nodes.iter().map(|(p, ..)| node_url(*p)).collect()
     }
 
     fn kill(&mut self, port: u16) {
-        let (_, child) = self.nodes.iter_mut().find(|(p, _)| *p == port).unwrap();
+        let (.., child) = self.nodes.iter_mut().find(|(p, ..)| *p == port).unwrap();
         if let Some(mut child) = child.take() {
             // SIGKILL: no graceful hand-over.
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+
+    /// Kills the node on `port` and starts it again, same port and configuration.
+    fn restart(&mut self, port: u16) {
+        self.kill(port);
+        let i = self.nodes.iter().position(|(p, ..)| *p == port).unwrap();
+        let child = self.spawn(port, self.nodes[i].1);
+        self.nodes[i].2 = Some(child);
+    }
 }
 
 impl Drop for OwnCluster {
     fn drop(&mut self) {
-        let ports: Vec<u16> = self.nodes.iter().map(|(p, _)| *p).collect();
+        let ports: Vec<u16> = self.nodes.iter().map(|(p, ..)| *p).collect();
         for port in ports {
             self.kill(port);
         }
@@ -657,5 +673,45 @@ async fn a_cluster_without_sharded_pubsub_falls_back_to_ordinary_channels() {
     assert_eq!(
         deliver_one_each(&state, &mut ws, &tags, 1).await,
         expected(&tags, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_master_gets_its_channels_back_and_clients_stay() {
+    let mut cluster = OwnCluster::start(3, 0, &[]).await;
+    let urls = cluster.urls();
+    let nodes = urls.join(",");
+    let db = migrated_database().await;
+    let streamer = start_streamer(&db, &nodes, &[("FEDI_REDIS_MODE", "cluster")]).await;
+    let state = app_state(&db, &nodes, true);
+    let token = token(&db).await;
+    let view = cluster_nodes(&urls[0]).await.unwrap();
+    let tags = tag_per_master(&urls[0], &view).await;
+    let mut ws = hashtag_client(&streamer, &token, &tags).await;
+    for (_, _, ch) in &tags {
+        until_subscribed(&mut ws, &state, ch, WAIT).await;
+    }
+
+    // Back on the same port with its slots (nodes.conf) but, like any restarted server,
+    // without a single subscription.
+    let (port, _, channel) = tags[0].clone();
+    let restarted = Instant::now();
+    cluster.restart(port);
+    let url = node_url(port);
+    eventually(
+        Duration::from_secs(20),
+        "the restarted master to serve its slots",
+        || async { cluster_ok(&url).await.then_some(()) },
+    )
+    .await;
+    until_subscribed(&mut ws, &state, &channel, Duration::from_secs(30)).await;
+    eprintln!(
+        "restart: channel delivering again {:?} after the kill",
+        restarted.elapsed()
+    );
+    assert!(shard_channels(&url).await.contains(&channel));
+    assert_eq!(
+        deliver_one_each(&state, &mut ws, &tags, 30).await,
+        expected(&tags, 30)
     );
 }
