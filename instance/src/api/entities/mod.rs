@@ -5,6 +5,7 @@ pub mod html;
 pub mod media_attachment;
 pub mod notification;
 pub mod poll;
+pub mod preview_card;
 pub mod relationship;
 pub mod status;
 pub mod token;

@@ -14,6 +14,7 @@ use sqlx::types::chrono::{DateTime, Utc};
 use super::account::{Account, AccountRow, account_columns, account_json, iso8601};
 use super::media_attachment::{MediaAttachment, load_media};
 use super::poll::{Poll, load_polls};
+use super::preview_card::{PreviewCard, load_cards};
 use crate::state::AppState;
 
 /// SQL: whether the status aliased `$s` may be seen by the account `$viewer` (a SQL
@@ -122,7 +123,7 @@ pub struct Status {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pinned: Option<bool>,
     pub poll: Option<Poll>,
-    pub card: Option<Value>,
+    pub card: Option<PreviewCard>,
     /// Shown to the author only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application: Option<Application>,
@@ -314,6 +315,7 @@ pub async fn load_statuses_from(
         .collect();
 
     let polls = load_polls(db, &status_ids, viewer).await?;
+    let cards = load_cards(db, state, &status_ids).await?;
     let filters = crate::api::filters::matching::Filters::of(db, viewer).await?;
 
     let build = |row: &StatusRow, reblog: Option<Box<Status>>| -> Option<Status> {
@@ -374,7 +376,7 @@ pub async fn load_statuses_from(
             bookmarked: viewer.map(|_| row.bookmarked),
             pinned: own.then_some(row.pinned),
             poll: polls.get(&row.id).cloned(),
-            card: None,
+            card: cards.get(&row.id).cloned(),
             application: match (own, &row.application_name) {
                 (true, Some(name)) => Some(Application {
                     name: name.clone(),

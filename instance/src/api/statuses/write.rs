@@ -471,6 +471,7 @@ pub async fn create(
     let id = result?;
     crate::tasks::timeline::enqueue_fan_out(&state, id).await;
     crate::federation::delivery::send(&state, Outgoing::Status { status_id: id }).await;
+    crate::tasks::preview_cards::enqueue(&state, id).await;
     crate::search::jobs::enqueue_status(&state, id).await;
     crate::tasks::polls::schedule(&state, id).await;
     notify(&state, Cause::Posted { status: id }).await;
