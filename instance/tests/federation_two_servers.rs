@@ -377,6 +377,23 @@ async fn two_servers_follow_post_interact_edit_delete_and_block_through_the_api(
     assert_eq!(public_a["visibility"], "public");
     assert_eq!(private_a["visibility"], "private");
     assert_eq!(private_a["account"]["id"], bob_id.as_str());
+    // A shows bob's posts under B's ids and links, as B itself does.
+    let public_on_b = bob
+        .get(&format!("/api/v1/statuses/{public_b}"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(public_a["uri"], public_on_b["uri"]);
+    assert_eq!(public_a["url"], public_on_b["url"]);
+    assert_eq!(public_a["account"]["url"], public_on_b["account"]["url"]);
+    assert!(
+        public_on_b["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://{}/", b.domain)),
+        "{}",
+        public_on_b["uri"]
+    );
     let public_id = public_a["id"].as_str().unwrap().to_string();
     let mut streamed = Vec::new();
     while streamed.len() < 2 {
@@ -442,7 +459,27 @@ async fn two_servers_follow_post_interact_edit_delete_and_block_through_the_api(
     })
     .await;
     assert!(content_has(&counted, "Hello from B"));
-    let _ = reply_a;
+    // The thread is whole on both sides: bob sees alice's reply under his post, and A
+    // links her reply to bob's post.
+    let thread_b = bob
+        .get(&format!("/api/v1/statuses/{public_b}/context"))
+        .await
+        .expect(200)
+        .json();
+    let descendants = thread_b["descendants"].as_array().unwrap();
+    assert_eq!(descendants.len(), 1, "{thread_b}");
+    assert_eq!(descendants[0]["account"]["acct"], a.acct("alice"));
+    let reply_on_a = alice
+        .get(&format!("/api/v1/statuses/{reply_a}"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(reply_on_a["in_reply_to_id"], public_id.as_str());
+    assert_eq!(reply_on_a["in_reply_to_account_id"], bob_id.as_str());
+    assert_eq!(reply_on_a["mentions"][0]["acct"], b.acct("bob"));
+    assert_eq!(reply_on_a["mentions"][0]["id"], bob_id.as_str());
+    // Both servers name the reply by the same ActivityPub id.
+    assert_eq!(descendants[0]["uri"], reply_on_a["uri"]);
     eprintln!("step 3 (interactions) done at {:?}", started.elapsed());
 
     // 4. bob edits: alice sees the new text, `edited_at` and a `status.update`; then he

@@ -115,7 +115,12 @@ pub fn account_json(row: &AccountRow, state: &AppState) -> Account {
     };
     // Remote profiles keep their own URLs once federation stores them; until then the
     // Mastodon layout of their host is the best guess.
-    let host = row.domain.as_deref().unwrap_or(&state.config.domain);
+    // Local accounts live under this server's base URL (plain http for test servers on
+    // loopback, which peers compare with the actor's `url`).
+    let home = match &row.domain {
+        None => base.clone(),
+        Some(domain) => format!("https://{domain}"),
+    };
     let avatar = row
         .avatar_remote_url
         .clone()
@@ -150,12 +155,12 @@ pub fn account_json(row: &AccountRow, state: &AppState) -> Account {
             .url
             .clone()
             .or_else(|| row.uri.clone().filter(|_| remote))
-            .unwrap_or_else(|| format!("https://{host}/@{}", row.username)),
+            .unwrap_or_else(|| format!("{home}/@{}", row.username)),
         uri: row
             .uri
             .clone()
             .filter(|_| remote)
-            .unwrap_or_else(|| format!("https://{host}/users/{}", row.username)),
+            .unwrap_or_else(|| format!("{home}/users/{}", row.username)),
         // No still frame of animated images yet (the media issue makes one).
         avatar_static: avatar.clone(),
         avatar,

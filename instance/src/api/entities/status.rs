@@ -153,11 +153,23 @@ pub struct StatusSource {
     pub spoiler_text: String,
 }
 
+#[derive(sqlx::FromRow)]
+struct MentionRow {
+    status_id: i64,
+    id: i64,
+    username: String,
+    domain: Option<String>,
+    /// A remote account's profile page (else its actor id).
+    profile: Option<String>,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 struct StatusRow {
     id: i64,
     account_id: i64,
     uri: Option<String>,
+    /// A remote status's web page, as its Note gave it.
+    url: Option<String>,
     content_html: String,
     spoiler_text: String,
     visibility: String,
@@ -205,7 +217,7 @@ pub async fn load_statuses_from(
     // The statuses and the originals of the reblogs among them, with counts, the viewer's
     // marks and whether the viewer may see each.
     let rows: Vec<StatusRow> = sqlx::query_as(concat!(
-        "SELECT s.id, s.account_id, s.uri, s.content_html, s.spoiler_text, s.visibility, \
+        "SELECT s.id, s.account_id, s.uri, s.url, s.content_html, s.spoiler_text, s.visibility, \
                 s.sensitive, s.language, s.in_reply_to_id, s.in_reply_to_account_id, \
                 s.reblog_of_id, s.ordered_media_attachment_ids, s.created_at, s.edited_at, \
                 (SELECT count(*) FROM statuses c WHERE c.in_reply_to_id = s.id \
@@ -270,8 +282,9 @@ pub async fn load_statuses_from(
         .map(|a| (a.id, account_json(a, state)))
         .collect();
 
-    let mentions: Vec<(i64, i64, String, Option<String>)> = sqlx::query_as(
-        "SELECT m.status_id, a.id, a.username, a.domain FROM mentions m \
+    let mentions: Vec<MentionRow> = sqlx::query_as(
+        "SELECT m.status_id, a.id, a.username, a.domain, coalesce(a.url, a.uri) AS profile \
+         FROM mentions m \
          JOIN accounts a ON a.id = m.account_id \
          WHERE m.status_id = ANY($1) ORDER BY m.id",
     )
@@ -279,11 +292,24 @@ pub async fn load_statuses_from(
     .fetch_all(db)
     .await?;
     let mut mentions_of: HashMap<i64, Vec<Mention>> = HashMap::new();
-    for (status_id, id, username, domain) in mentions {
-        let host = domain.as_deref().unwrap_or(&state.config.domain);
+    for MentionRow {
+        status_id,
+        id,
+        username,
+        domain,
+        profile,
+    } in mentions
+    {
+        // The profile page: a remote account's own (as its actor gave it), a local one's
+        // under our base URL.
+        let url = match (&domain, profile) {
+            (None, _) => format!("{}/@{username}", state.base_url()),
+            (Some(_), Some(profile)) => profile,
+            (Some(d), None) => format!("https://{d}/@{username}"),
+        };
         mentions_of.entry(status_id).or_default().push(Mention {
             id: id.to_string(),
-            url: format!("https://{host}/@{username}"),
+            url,
             acct: match &domain {
                 None => username.clone(),
                 Some(d) => format!("{username}@{d}"),
@@ -322,7 +348,9 @@ pub async fn load_statuses_from(
         let account = accounts.get(&row.account_id)?.clone();
         let own = viewer == Some(row.account_id);
         let (uri, url) = match (&row.uri, row.reblog_of_id) {
-            (Some(uri), _) => (uri.clone(), Some(uri.clone())),
+            // A remote status links to its page on its server (Mastodon: the Note's `url`,
+            // else its id), not to its ActivityPub id.
+            (Some(uri), _) => (uri.clone(), row.url.clone().or_else(|| Some(uri.clone()))),
             (None, None) => (
                 format!("{base}/users/{}/statuses/{}", account.username, row.id),
                 Some(format!("{base}/@{}/{}", account.username, row.id)),

@@ -193,8 +193,8 @@ async fn render(
             )
         })
         .unzip();
-    let known: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-        "SELECT a.id, a.username, a.domain FROM accounts a \
+    let known: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT a.id, a.username, a.domain, coalesce(a.url, a.uri) FROM accounts a \
          JOIN unnest($1::text[], $2::text[]) AS w(username, domain) \
            ON lower(a.username) = w.username AND coalesce(a.domain, '') = w.domain \
          WHERE a.suspended_at IS NULL",
@@ -204,20 +204,27 @@ async fn render(
     .fetch_all(&mut *conn)
     .await?;
     let find = |acct: &text::Acct| {
-        known.iter().find(|(_, username, d)| {
+        known.iter().find(|(_, username, d, _)| {
             username.eq_ignore_ascii_case(&acct.username) && d.as_deref() == acct.domain.as_deref()
         })
     };
-    let html = text::render(text, &state.base_url(), domain, |acct| {
-        find(acct).map(|(_, username, d)| MentionTarget {
-            url: format!("https://{}/@{username}", d.as_deref().unwrap_or(domain)),
+    let base = state.base_url();
+    let html = text::render(text, &base, domain, |acct| {
+        // The profile page, as peers link it: a remote account's own (from its actor),
+        // a local one's under our base URL.
+        find(acct).map(|(_, username, d, profile)| MentionTarget {
+            url: match (d, profile) {
+                (None, _) => format!("{base}/@{username}"),
+                (Some(_), Some(profile)) => profile.clone(),
+                (Some(d), None) => format!("https://{d}/@{username}"),
+            },
             username: username.clone(),
         })
     });
     let mentions = extracted
         .mentions
         .iter()
-        .filter_map(|a| find(a).map(|(id, _, _)| *id))
+        .filter_map(|a| find(a).map(|(id, _, _, _)| *id))
         .collect();
     let mut tags: Vec<String> = extracted
         .tags
