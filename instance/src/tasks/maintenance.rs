@@ -1,9 +1,15 @@
-//! Periodic clean-up: media uploaded and never attached to a status (abandoned drafts, and
-//! the media of statuses deleted long enough ago that no redraft will take them) leave the
-//! bucket and the database once `FEDI_ORPHANED_MEDIA_RETENTION_HOURS` old.
+//! Periodic clean-up, each with its retention setting:
+//! - media uploaded and never attached to a status (abandoned drafts, and the media of
+//!   statuses deleted long enough ago that no redraft will take them) leave the bucket and
+//!   the database once `FEDI_ORPHANED_MEDIA_RETENTION_HOURS` old;
+//! - copies of remote media (`tasks::remote_media`) are deleted once
+//!   `FEDI_MEDIA_CACHE_RETENTION_DAYS` old, the attachment served from its server again
+//!   (Mastodon's `media_cache_retention_period`);
+//! - link preview images are deleted once `FEDI_PREVIEW_CARD_RETENTION_DAYS` old, the card
+//!   kept without (Mastodon's `tootctl preview_cards remove`).
 //!
-//! There is no remote media cache yet (federation stores no remote files), so there is no
-//! cache expiry either.
+//! The bucket's lifecycle rule on the cache prefix is the backstop: these run first so that
+//! no row points at an expired object.
 
 use std::time::Duration;
 
@@ -13,6 +19,8 @@ use crate::jobs::{JobError, Registry};
 use crate::state::AppState;
 
 pub const ORPHANED_MEDIA: &str = "maintenance.orphaned_media";
+pub const MEDIA_CACHE: &str = "maintenance.media_cache";
+pub const PREVIEW_CARD_IMAGES: &str = "maintenance.preview_card_images";
 
 const EVERY: Duration = Duration::from_secs(3600);
 /// Rows deleted (and their objects) per transaction.
@@ -26,6 +34,17 @@ pub fn register(r: &mut Registry) {
             .map_err(JobError::retry)
     });
     r.periodic(ORPHANED_MEDIA, EVERY);
+    r.register(MEDIA_CACHE, 3, |state, _| async move {
+        media_cache(&state).await.map(drop).map_err(JobError::retry)
+    });
+    r.periodic(MEDIA_CACHE, EVERY);
+    r.register(PREVIEW_CARD_IMAGES, 3, |state, _| async move {
+        preview_card_images(&state)
+            .await
+            .map(drop)
+            .map_err(JobError::retry)
+    });
+    r.periodic(PREVIEW_CARD_IMAGES, EVERY);
 }
 
 /// The objects of a deleted attachment.
@@ -84,6 +103,85 @@ pub async fn orphaned_media(state: &AppState) -> anyhow::Result<u64> {
     }
     if removed > 0 {
         info!(removed, "orphaned media deleted");
+    }
+    Ok(removed)
+}
+
+/// Forgets the cached copies of remote media older than the retention, a batch at a time,
+/// and deletes their objects; returns how many. The rows go back to their remote URL in
+/// the same transaction, committed once the objects are gone (as [`orphaned_media`]).
+pub async fn media_cache(state: &AppState) -> anyhow::Result<u64> {
+    let retention = state.config.media_cache_retention;
+    expire(
+        state,
+        "cached remote media",
+        retention,
+        "UPDATE media_attachments m SET file_key = NULL, preview_key = NULL, cached_at = NULL \
+         FROM (SELECT id, file_key, preview_key FROM media_attachments \
+               WHERE cached_at < now() - make_interval(secs => $1) \
+               ORDER BY cached_at LIMIT $2 FOR UPDATE SKIP LOCKED) old \
+         WHERE m.id = old.id \
+         RETURNING old.file_key, old.preview_key",
+    )
+    .await
+}
+
+/// Deletes the images of link previews older than the retention; the cards stay, without
+/// an image. Returns how many.
+pub async fn preview_card_images(state: &AppState) -> anyhow::Result<u64> {
+    let retention = state.config.preview_card_retention;
+    expire(
+        state,
+        "preview card images",
+        retention,
+        "UPDATE preview_cards c SET image_key = NULL, blurhash = NULL \
+         FROM (SELECT id, image_key FROM preview_cards \
+               WHERE image_key IS NOT NULL AND updated_at < now() - make_interval(secs => $1) \
+               ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED) old \
+         WHERE c.id = old.id \
+         RETURNING old.image_key, NULL::text",
+    )
+    .await
+}
+
+/// Runs `update` (which clears rows older than `retention`, a batch at a time, and returns
+/// the two object keys each no longer uses) until it finds nothing, deleting the objects
+/// before each commit: a failure leaves rows and objects for the next run.
+async fn expire(
+    state: &AppState,
+    what: &str,
+    retention: Duration,
+    update: &'static str,
+) -> anyhow::Result<u64> {
+    let mut removed = 0;
+    loop {
+        let mut tx = state.db.primary().begin().await?;
+        let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(update)
+            .bind(retention.as_secs_f64())
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let keys: Vec<String> = rows
+            .iter()
+            .flat_map(|(a, b)| [a.clone(), b.clone()])
+            .flatten()
+            .collect();
+        if let Some(storage) = &state.storage {
+            for key in &keys {
+                storage.delete(key).await?;
+            }
+        }
+        tx.commit().await?;
+        removed += rows.len() as u64;
+        if (rows.len() as i64) < BATCH {
+            break;
+        }
+    }
+    if removed > 0 {
+        info!(removed, what, "cache expired");
     }
     Ok(removed)
 }

@@ -7,6 +7,7 @@ pub mod maintenance;
 pub mod media;
 pub mod polls;
 pub mod preview_cards;
+pub mod remote_media;
 pub mod timeline;
 
 /// Registers every task kind (and the periodic ones) with the worker.
@@ -16,6 +17,7 @@ pub fn register(registry: &mut crate::jobs::Registry) {
     maintenance::register(registry);
     polls::register(registry);
     preview_cards::register(registry);
+    remote_media::register(registry);
     media::register(registry);
     crate::federation::ingress::register(registry);
     crate::search::jobs::register(registry);
@@ -23,7 +25,8 @@ pub fn register(registry: &mut crate::jobs::Registry) {
     crate::federation::domain_policy::register(registry);
 }
 
-/// After a remote status was stored: its link preview.
+/// After a remote status was stored: its link preview and the copy of its media.
 pub async fn remote_status_stored(state: &crate::state::AppState, id: i64) {
     preview_cards::enqueue(state, id).await;
+    remote_media::enqueue(state, id).await;
 }
