@@ -317,6 +317,14 @@ async fn two_servers_follow_post_interact_edit_delete_and_block_through_the_api(
     .await;
     let alice_on_b = request["id"].as_str().unwrap().to_string();
     assert_eq!(request["username"], "alice");
+    // bob was told, by alice's remote account.
+    eventually(DELIVERY, "bob's follow_request notification", || async {
+        let told = bob.notifications().await;
+        told.iter()
+            .any(|n| n["type"] == "follow_request" && n["account"]["id"] == alice_on_b.as_str())
+            .then_some(())
+    })
+    .await;
     let authorized = bob
         .post(
             &format!("/api/v1/follow_requests/{alice_on_b}/authorize"),
@@ -344,6 +352,17 @@ async fn two_servers_follow_post_interact_edit_delete_and_block_through_the_api(
     );
     bob.relationship_until(&alice_on_b, "bob following alice", |r| {
         r["following"] == true && r["followed_by"] == true
+    })
+    .await;
+    eventually(DELIVERY, "alice's follow notification", || async {
+        let told = alice.notifications().await;
+        told.iter()
+            .any(|n| {
+                n["type"] == "follow"
+                    && n["account"]["id"] == bob_id.as_str()
+                    && n["account"]["acct"] == b.acct("bob")
+            })
+            .then_some(())
     })
     .await;
     let carol_on_a = alice
