@@ -6,15 +6,14 @@ use sqlx::types::chrono::{DateTime, Utc};
 use super::context::{Ctx, Refused, status_by_uri};
 use super::{account, objects, parse};
 use crate::api::notifications::notify::{Cause, notify};
+pub use crate::federation::remote::note::visibility;
+use crate::federation::remote::note::{Content, attachments, hashtags, mention_hrefs};
 use crate::federation::remote::{actor, same_origin};
-use crate::federation::urls::PUBLIC;
 use crate::state::AppState;
 use crate::tasks::timeline;
 
 /// Object types stored as statuses (Mastodon's `SUPPORTED_TYPES` and converted ones).
 const NOTE_TYPES: [&str; 4] = ["Note", "Question", "Article", "Page"];
-/// Attachments kept per status (Mastodon's remote limit).
-const MEDIA_MAX: usize = 4;
 
 /// A remote status was posted: stored, its local mentions notified, fanned out to its
 /// author's local followers (and their streams).
@@ -58,7 +57,7 @@ pub async fn store_note(
     if !same_origin(id, author_uri) {
         return Err(Refused::Rule(format!("{id} is not on its author's server")));
     }
-    let attributed = doc.get("attributedTo").and_then(parse::id_of);
+    let attributed = crate::federation::remote::note::author(doc);
     if attributed != Some(author_uri) {
         return Err(Refused::Rule(format!(
             "{id} is not attributed to {author_uri}"
@@ -77,7 +76,7 @@ pub async fn store_note(
             .fetch_one(state.db.primary())
             .await?;
     let visibility = visibility(doc, followers.as_deref());
-    let reply = match doc.get("inReplyTo").and_then(parse::id_of) {
+    let reply = match crate::federation::remote::note::in_reply_to(doc) {
         Some(uri) => {
             sqlx::query_as::<_, (i64, i64)>("SELECT id, account_id FROM statuses WHERE id = $1")
                 .bind(status_by_uri(state, uri).await?)
@@ -184,77 +183,10 @@ pub async fn store_note(
     })
 }
 
-/// What a Note says, sanitized.
-struct Content {
-    html: String,
-    spoiler_text: String,
-    sensitive: bool,
-    language: Option<String>,
-}
-
-impl Content {
-    fn of(doc: &Value) -> Self {
-        let html = doc
-            .get("content")
-            .and_then(Value::as_str)
-            .map(|c| parse::sanitized(c, 100_000))
-            .unwrap_or_default();
-        let spoiler_text = doc
-            .get("summary")
-            .and_then(Value::as_str)
-            .map(|s| parse::truncate(parse::strip_tags(s).trim(), 10_000))
-            .unwrap_or_default();
-        let sensitive = doc
-            .get("sensitive")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-            || !spoiler_text.is_empty();
-        let language = doc
-            .get("contentMap")
-            .and_then(Value::as_object)
-            .and_then(|m| m.keys().next())
-            .filter(|l| !l.is_empty() && l.len() <= 16)
-            .cloned();
-        Self {
-            html,
-            spoiler_text,
-            sensitive,
-            language,
-        }
-    }
-}
-
-fn is_public(id: &str) -> bool {
-    id == PUBLIC || id == "as:Public" || id == "Public"
-}
-
-/// Mastodon's reading of `to` / `cc`: public in `to`, unlisted in `cc`, followers-only when
-/// addressed to the author's followers, else direct.
-pub fn visibility(doc: &Value, followers_url: Option<&str>) -> &'static str {
-    let to = parse::ids(doc.get("to"));
-    let cc = parse::ids(doc.get("cc"));
-    if to.iter().any(|i| is_public(i)) {
-        "public"
-    } else if cc.iter().any(|i| is_public(i)) {
-        "unlisted"
-    } else if to
-        .iter()
-        .chain(&cc)
-        .any(|i| Some(i.as_str()) == followers_url || i.ends_with("/followers"))
-    {
-        "private"
-    } else {
-        "direct"
-    }
-}
-
 /// The accounts a Note mentions that we know: its `Mention` tags, and local accounts it is
 /// addressed to (some servers leave direct messages untagged).
 async fn mentions(state: &AppState, doc: &Value) -> Result<Vec<i64>, sqlx::Error> {
-    let mut uris: Vec<String> = tags(doc)
-        .filter(|t| parse::type_of(t) == Some("Mention"))
-        .filter_map(|t| t.get("href").and_then(Value::as_str).map(str::to_string))
-        .collect();
+    let mut uris: Vec<String> = mention_hrefs(doc);
     uris.extend(parse::ids(doc.get("to")));
     uris.extend(parse::ids(doc.get("cc")));
     let mut found = Vec::new();
@@ -266,79 +198,6 @@ async fn mentions(state: &AppState, doc: &Value) -> Result<Vec<i64>, sqlx::Error
         }
     }
     Ok(found)
-}
-
-fn tags(doc: &Value) -> impl Iterator<Item = &Value> {
-    match doc.get("tag") {
-        Some(Value::Array(list)) => list.iter().collect::<Vec<_>>(),
-        Some(one @ Value::Object(_)) => vec![one],
-        _ => Vec::new(),
-    }
-    .into_iter()
-}
-
-fn hashtags(doc: &Value) -> Vec<String> {
-    let mut names: Vec<String> = tags(doc)
-        .filter(|t| parse::type_of(t) == Some("Hashtag"))
-        .filter_map(|t| t.get("name").and_then(Value::as_str))
-        .map(|n| n.trim_start_matches('#').to_string())
-        .filter(|n| {
-            !n.is_empty()
-                && n.chars().count() <= 256
-                && n.chars().all(|c| c.is_alphanumeric() || c == '_')
-        })
-        .collect();
-    names.sort_by_key(|n| n.to_lowercase());
-    names.dedup_by_key(|n| n.to_lowercase());
-    names.truncate(64);
-    names
-}
-
-struct Media {
-    kind: &'static str,
-    url: String,
-    content_type: Option<String>,
-    description: String,
-    blurhash: Option<String>,
-}
-
-fn attachments(doc: &Value) -> Vec<Media> {
-    let list = match doc.get("attachment") {
-        Some(Value::Array(list)) => list.iter().collect::<Vec<_>>(),
-        Some(one @ Value::Object(_)) => vec![one],
-        _ => Vec::new(),
-    };
-    list.into_iter()
-        .filter_map(|a| {
-            let url = a.get("url").and_then(parse::url_of)?;
-            let content_type = a
-                .get("mediaType")
-                .and_then(Value::as_str)
-                .map(|t| parse::truncate(t, 255));
-            let kind = match content_type.as_deref().and_then(|t| t.split('/').next()) {
-                Some("image") => "image",
-                Some("video") => "video",
-                Some("audio") => "audio",
-                _ => "unknown",
-            };
-            Some(Media {
-                kind,
-                url,
-                content_type,
-                description: a
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .map(|n| parse::truncate(n, 1500))
-                    .unwrap_or_default(),
-                blurhash: a
-                    .get("blurhash")
-                    .and_then(Value::as_str)
-                    .filter(|b| b.len() <= 100)
-                    .map(str::to_string),
-            })
-        })
-        .take(MEDIA_MAX)
-        .collect()
 }
 
 /// Update of a Note (an edit, kept in its history) or of the actor's profile.
@@ -474,9 +333,7 @@ pub async fn announce(ctx: &Ctx<'_>) -> Result<(), Refused> {
                     "Announce of something else than a Note".into(),
                 ));
             }
-            let author_uri = doc
-                .get("attributedTo")
-                .and_then(parse::id_of)
+            let author_uri = crate::federation::remote::note::author(&doc)
                 .ok_or(Refused::Rule("Note without an author".into()))?
                 .to_string();
             let author = actor::by_uri(ctx.state, &author_uri).await?;
@@ -557,33 +414,4 @@ pub async fn like(ctx: &Ctx<'_>) -> Result<(), Refused> {
     )
     .await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn visibility_follows_addressing() {
-        let f = Some("https://m.example/users/bob/followers");
-        assert_eq!(visibility(&json!({"to": [PUBLIC]}), f), "public");
-        assert_eq!(
-            visibility(&json!({"to": f, "cc": ["as:Public"]}), f),
-            "unlisted"
-        );
-        assert_eq!(visibility(&json!({"to": [f]}), f), "private");
-        assert_eq!(
-            visibility(&json!({"to": ["https://x.example/users/a"]}), f),
-            "direct"
-        );
-    }
-
-    #[test]
-    fn hashtags_are_deduplicated_and_checked() {
-        let doc = json!({"tag": [
-            {"type": "Hashtag", "name": "#Rust"}, {"type": "Hashtag", "name": "#rust"},
-            {"type": "Hashtag", "name": "#bad tag"}, {"type": "Mention", "name": "@a"}]});
-        assert_eq!(hashtags(&doc), vec!["Rust".to_string()]);
-    }
 }

@@ -2,6 +2,7 @@
 //! the guarded fetcher), validated, stored, and fetched again once a day.
 
 pub mod actor;
+pub mod note;
 pub mod parse;
 
 use url::Url;
