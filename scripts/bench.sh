@@ -7,6 +7,9 @@
 #   BENCH_SCALE=small    a quick run (1,000 statuses, 100 WebSocket connections) to check
 #                        the harness; default: the issue's figures.
 #   BENCH_PROFILE=debug  a debug build (figures meaningless; for working on the harness).
+#   BENCH_ACCOUNTS, BENCH_STATUSES, BENCH_FOLLOWERS, BENCH_CONNECTIONS, BENCH_EVENTS,
+#   BENCH_INBOX (deliveries), BENCH_SECONDS (per wrk run): one figure of the scale.
+#   BENCH_BIN_DIR (+ BENCH_COMMIT): use fedi-server and fedi-bench from there, no build.
 # Stops on exit exactly what it started (roles, services) and drops its database.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,6 +22,10 @@ case "$SCALE" in
     small) accounts=500 statuses=1000 followers=100 connections=100 events=10 inbox=500 seconds=5 ;;
     *) die "BENCH_SCALE is full (default) or small, not $SCALE" ;;
 esac
+# Any figure can be overridden on its own, e.g. BENCH_CONNECTIONS=2000.
+accounts="${BENCH_ACCOUNTS:-$accounts}" statuses="${BENCH_STATUSES:-$statuses}"
+followers="${BENCH_FOLLOWERS:-$followers}" connections="${BENCH_CONNECTIONS:-$connections}"
+events="${BENCH_EVENTS:-$events}" inbox="${BENCH_INBOX:-$inbox}" seconds="${BENCH_SECONDS:-$seconds}"
 case "$PROFILE" in
     release) build_flag=--release ;;
     debug) build_flag= ;;
@@ -66,9 +73,16 @@ phase "services up" scripts/services/up.sh >/dev/null
 # shellcheck source=/dev/null
 set -a; source "$SERVICES_ENV"; set +a
 
-phase "build ($PROFILE)" cargo build $build_flag --locked -p fedi-server -p fedi-bench
-server="target/$PROFILE/fedi-server"
-bench="target/$PROFILE/fedi-bench"
+if [[ -n "${BENCH_BIN_DIR:-}" ]]; then
+    # Binaries built elsewhere, e.g. from a clean checkout of one commit (BENCH_COMMIT).
+    server="$BENCH_BIN_DIR/fedi-server" bench="$BENCH_BIN_DIR/fedi-bench"
+    [[ -x "$server" && -x "$bench" ]] || die "BENCH_BIN_DIR has no fedi-server and fedi-bench"
+    commit="${BENCH_COMMIT:-binaries of $BENCH_BIN_DIR}"
+else
+    phase "build ($PROFILE)" cargo build $build_flag --locked -p fedi-server -p fedi-bench
+    server="target/$PROFILE/fedi-server" bench="target/$PROFILE/fedi-bench"
+    commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- instance bench || echo +dirty)"
+fi
 
 stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"
 work="$LOCAL_DIR/bench/$stamp"
@@ -129,13 +143,13 @@ phase "public timeline" http --order 30 --name "public timeline" \
 phase "status creation" http --order 40 --name "status creation, fan-out to $followers" \
     --method POST --path /api/v1/statuses --tokens "$work/author.txt" \
     --status-text "benchmark" --connections 8 --target posting \
+    --worker-metrics "http://127.0.0.1:$worker_port/metrics" \
     --note "the worker runs and fans each status out to $followers home feeds meanwhile"
 phase "streaming fan-out" "$bench" ws-fanout --streamer "$streamer" --tokens "$work/tokens.txt" \
     --author-id "$(cat "$work/author_id")" --connections "$connections" --events "$events" \
     --out "$work/outcomes"
 phase "inbox" "$bench" inbox --api "$api" --requests "$inbox" --out "$work/outcomes"
 
-commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- instance bench || echo +dirty)"
 phase "report" "$bench" report --outcomes "$work/outcomes" \
     --markdown "bench/results/$stamp.md" --json "bench/results/$stamp.json" \
     --meta "date=$stamp" --meta "scale=$SCALE" --meta "build=$PROFILE" --meta "commit=$commit" \

@@ -43,6 +43,10 @@ pub struct Args {
     profile: String,
     #[arg(long)]
     note: Vec<String>,
+    /// The worker's /metrics: its queue depth and oldest job after the run go in the notes
+    /// (whether the worker kept up with what the api queued).
+    #[arg(long)]
+    worker_metrics: Option<String>,
     #[arg(long, default_value = "bench/wrk/mastodon.lua")]
     script: PathBuf,
     #[arg(long)]
@@ -151,6 +155,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         "wrk -t{} -c{} -d{}s; errors: connect {}, read {}, write {}, non-2xx {}, timeout {}",
         a.threads, a.connections, a.seconds, e.connect, e.read, e.write, e.status, e.timeout
     ));
+    if let Some(url) = &a.worker_metrics {
+        notes.push(format!(
+            "worker after the run: {}",
+            worker_backlog(url).await
+        ));
+    }
     Outcome {
         order: a.order,
         name: a.name.clone(),
@@ -166,6 +176,24 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         notes,
     }
     .write(&a.out)
+}
+
+/// The worker's queue gauges (depth, oldest age) and job counters, as it reports them.
+async fn worker_backlog(url: &str) -> String {
+    let text = match reqwest::get(url).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(e) => return format!("metrics unavailable ({e})"),
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.ends_with(" 0"))
+        .filter(|l| {
+            ["queue_depth", "oldest_age", "processed", "failed"]
+                .iter()
+                .any(|m| l.contains(m))
+        })
+        .collect();
+    lines.join(", ")
 }
 
 fn parse(stdout: &str) -> anyhow::Result<WrkSummary> {
