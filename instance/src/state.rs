@@ -247,8 +247,8 @@ impl Redis {
         self.query::<i64>(&cmd).await.map(drop)
     }
 
-    /// `PUBLISH channel message`. In a cluster, the node that takes it broadcasts it over
-    /// the cluster bus to every node, so a subscriber on any node receives it.
+    /// `PUBLISH channel message`. In a cluster the node that takes it broadcasts it to every
+    /// node: `events::publish` uses it there only when the cluster lacks sharded pub/sub.
     pub async fn publish(&self, channel: &str, message: &str) -> redis::RedisResult<()> {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(channel).arg(message);

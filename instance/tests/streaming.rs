@@ -595,7 +595,7 @@ async fn streams_work_on_a_redis_cluster() {
     .unwrap();
     a.subscribe("user", json!({})).await;
     a.subscribe("hashtag:local", json!({"tag": "fedi"})).await;
-    // Channels hash to different slots and nodes; PUBLISH reaches every node.
+    // Channels hash to different slots and shards; each is subscribed on its own shard.
     let tag = channel::hashtag("fedi", true);
     until_subscribed(&mut a, &state, &channel::user(alice), WAIT).await;
     until_subscribed(&mut b, &state, &tag, WAIT).await;
