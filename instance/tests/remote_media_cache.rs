@@ -2,9 +2,11 @@
 //! server of the test's own on loopback: remote attachments are copied into the bucket's
 //! cache prefix (served from our URL, `remote_url` theirs), too large or mislabelled files
 //! stay remote, and the periodic jobs drop expired copies (back to the remote URL) and
-//! expired preview card images (the card stays).
+//! expired preview card images (the card stays). End to end, a Note delivered to the inbox
+//! gets both from the worker.
 
 mod common;
+mod peer;
 
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use common::*;
 use fedi_server::api::entities::status::load_statuses_from;
 use fedi_server::state::AppState;
 use fedi_server::tasks::{maintenance, remote_media};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 fn photo_png() -> Vec<u8> {
@@ -63,6 +65,16 @@ async fn remote_site() -> (String, Arc<Mutex<Vec<String>>>) {
                 (
                     [(header::CONTENT_TYPE, "image/png")],
                     "<html>not an image</html>",
+                )
+            }),
+        )
+        .route(
+            "/article",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/html")],
+                    "<html><head><meta property=\"og:title\" content=\"Remote article\">\
+                     </head></html>",
                 )
             }),
         )
@@ -353,4 +365,90 @@ async fn preview_card_images_expire_and_the_cards_stay() {
             .ends_with("/media/cache/preview_cards/images/recent.png")
     );
     assert_eq!(maintenance::preview_card_images(&e.state).await.unwrap(), 0);
+}
+
+/// Through the inbox and a worker: a remote Note's image is copied, a linked page previewed.
+#[tokio::test]
+async fn a_delivered_note_gets_its_media_copied_and_its_link_previewed() {
+    install_crypto_provider();
+    let db = migrated_database().await;
+    let redis = service_env("FEDI_TEST_REDIS_URL");
+    let bucket = TestBucket::public("mingress").await;
+    let (base, _) = remote_site().await;
+    let remote = peer::Peer::start().await;
+    let (actor, signer) = remote.actor(&remote.host("127.0.0.1"), "bob");
+    let domain = unique_domain();
+    let mut vars = bucket.server_env();
+    vars.extend([
+        ("FEDI_DOMAIN", domain.clone()),
+        ("FEDI_FEDERATION_ALLOW_LOOPBACK", "true".into()),
+    ]);
+    let vars = env_refs(&vars);
+    let api = start_api_with(&db, &redis, &vars).await;
+    let _worker = start_worker(&db, &redis, &vars);
+
+    let notes = [
+        json!({"content": "<p>a photo</p>",
+               "attachment": [{"type": "Document", "mediaType": "image/png",
+                               "url": format!("{base}/photo.png"), "name": "a photo"}]}),
+        json!({"content": format!("<p>read <a href=\"{base}/article\">this</a></p>")}),
+    ];
+    let mut uris = Vec::new();
+    for (n, extra) in notes.iter().enumerate() {
+        let uri = format!("{actor}/statuses/{n}");
+        let mut note = json!({
+            "id": uri, "type": "Note", "attributedTo": actor,
+            "to": [peer::AS.to_string() + "#Public"], "published": "2026-11-28T05:00:00Z",
+        });
+        note.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let create = json!({
+            "@context": peer::AS, "id": format!("{uri}/activity"), "type": "Create",
+            "actor": actor, "to": note["to"], "object": note,
+        });
+        let (code, body) =
+            peer::post_signed(&api.base_url, &domain, "/inbox", &signer, &create).await;
+        assert_eq!(code, 202, "{body}");
+        uris.push(uri);
+    }
+
+    let pg = PgPool::connect(&db).await.unwrap();
+    let public = bucket.public_url();
+    let show = |uri: String| {
+        let (pg, api) = (pg.clone(), api.base_url.clone());
+        async move {
+            let id: i64 = sqlx::query_scalar("SELECT id FROM statuses WHERE uri = $1")
+                .bind(uri)
+                .fetch_optional(&pg)
+                .await
+                .unwrap()?;
+            let r = reqwest::get(format!("{api}/api/v1/statuses/{id}"))
+                .await
+                .ok()?;
+            r.json::<Value>().await.ok()
+        }
+    };
+    let photo = eventually(
+        std::time::Duration::from_secs(30),
+        "the copied photo",
+        || {
+            let public = public.clone();
+            let status = show(uris[0].clone());
+            async move {
+                let m = status.await?["media_attachments"][0].clone();
+                m["url"].as_str()?.starts_with(&public).then_some(m)
+            }
+        },
+    )
+    .await;
+    assert_eq!(photo["remote_url"], format!("{base}/photo.png"));
+    assert_eq!(photo["description"], "a photo");
+    let card = eventually(std::time::Duration::from_secs(30), "the card", || {
+        let status = show(uris[1].clone());
+        async move { Some(status.await?["card"].clone()).filter(|c| !c.is_null()) }
+    })
+    .await;
+    assert_eq!(card["title"], "Remote article");
+    assert_eq!(card["url"], format!("{base}/article"));
 }
