@@ -573,4 +573,22 @@ mod tests {
         assert!(data.keys().all(|k| !vars::is_secret(k)), "{data:?}");
         assert!(data.contains_key(vars::DOMAIN));
     }
+
+    #[test]
+    fn maintenance_retention_reaches_the_server_as_it_parses_it() {
+        let hours = |h: u64| std::time::Duration::from_secs(h * 3600);
+        let config = parse(&minimal());
+        assert_eq!(config.orphaned_media_retention, hours(24));
+        assert_eq!(config.media_cache_retention, hours(7 * 24));
+        assert_eq!(config.preview_card_retention, hours(14 * 24));
+        let fedi = instance(
+            serde_json::json!({"domain": "social.example", "maintenance": {
+            "orphanedMediaRetentionHours": 6, "mediaCacheRetentionDays": 3,
+            "previewCardRetentionDays": 60}}),
+        );
+        let config = parse(&fedi);
+        assert_eq!(config.orphaned_media_retention, hours(6));
+        assert_eq!(config.media_cache_retention, hours(3 * 24));
+        assert_eq!(config.preview_card_retention, hours(60 * 24));
+    }
 }

@@ -7,6 +7,7 @@
 
 mod dependencies;
 mod ingress;
+mod maintenance;
 mod settings;
 mod workloads;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use dependencies::*;
 pub use ingress::*;
+pub use maintenance::*;
 pub use settings::*;
 pub use workloads::*;
 
@@ -37,6 +39,7 @@ pub use workloads::*;
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[x_kube(validation = Rule::new("!has(self.objectStorage) || !has(self.objectStorage.external) || !has(self.maintenance) || (self.maintenance.mediaCacheRetentionDays <= self.objectStorage.external.remoteMediaCacheDays && self.maintenance.previewCardRetentionDays <= self.objectStorage.external.remoteMediaCacheDays)").message("maintenance.mediaCacheRetentionDays and previewCardRetentionDays must not exceed objectStorage.external.remoteMediaCacheDays: the bucket would expire cached files the server still refers to"))]
 #[serde(rename_all = "camelCase")]
 pub struct FediInstanceSpec {
     /// The domain of the server's accounts (`@user@domain`), lower case, without scheme or
@@ -140,6 +143,10 @@ pub struct FediInstanceSpec {
     /// Limits on what users can post.
     #[serde(default)]
     pub limits: LimitsSpec,
+
+    /// Retention of orphaned uploads, cached remote media and link preview images.
+    #[serde(default)]
+    pub maintenance: MaintenanceSpec,
 
     /// Scales every workload to zero while keeping all data; unsuspend to restore.
     #[serde(default)]

@@ -9,10 +9,9 @@ use crate::object_storage::{self, BucketSettings, Target};
 
 /// Objects under this prefix are readable by anyone (browsers load media from there).
 pub const PUBLIC_PREFIX: &str = "media/";
-/// Copies of other servers' media: public too, and expired after `remoteMediaCacheDays`.
+/// Copies of other servers' media: public too, and expired after `remoteMediaCacheDays`
+/// (on the managed store: `MaintenanceSpec::managed_cache_expiry_days`).
 pub const CACHE_PREFIX: &str = "media/cache/";
-/// The managed store keeps remote media this long.
-const MANAGED_CACHE_DAYS: i32 = 30;
 
 pub async fn observe(scope: &Scope<'_>) -> (Readiness, Vec<Action>) {
     let (target, cache_days) = match target(scope).await {
@@ -105,5 +104,8 @@ async fn target(scope: &Scope<'_>) -> Result<(Target, i32), Readiness> {
         access_key_id: key(service.clone(), S3_ACCESS_KEY_ID_KEY).await?,
         secret_access_key: key(service.clone(), S3_SECRET_ACCESS_KEY_KEY).await?,
     };
-    Ok((target, MANAGED_CACHE_DAYS))
+    Ok((
+        target,
+        scope.fedi.spec.maintenance.managed_cache_expiry_days(),
+    ))
 }
