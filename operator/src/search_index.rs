@@ -2,7 +2,9 @@
 //! `fedi-server admin search migrate` for it (`build::search_index_job`). It never holds the
 //! rollout back: until the indexes match, the server searches with PostgreSQL. A failed Job
 //! is reported and run again after `RETRY_AFTER`; `status.searchIndexedImage` remembers the
-//! last image indexed, so an expired Job is not run again.
+//! last image indexed and the index prefix it indexed under (`indexed_key`), so an expired
+//! Job is not run again, and a new prefix (`spec.search.indexPrefix`, or a new default) gets
+//! its indexes filled without waiting for the next image.
 
 use std::time::Duration;
 
@@ -51,18 +53,26 @@ pub async fn ensure(
     if fedi.spec.search.is_none() {
         return Ok((Reindex::NotConfigured, None));
     }
-    let image = build::image(fedi, defaults);
+    let prefix = index_prefix(fedi);
+    let wanted = indexed_key(&build::image(fedi, defaults), &prefix);
     let indexed = fedi
         .status
         .as_ref()
         .and_then(|s| s.search_indexed_image.clone());
-    if indexed.as_deref() == Some(image.as_str()) {
-        return Ok((Reindex::Done { job: None, image }, None));
+    if indexed.as_deref() == Some(wanted.as_str()) {
+        return Ok((
+            Reindex::Done {
+                job: None,
+                image: wanted,
+            },
+            None,
+        ));
     }
     if !migrated {
         return Ok((Reindex::Waiting, None));
     }
     let (job, image) = build::search_index(fedi, defaults, indexed.as_deref())?;
+    let image = indexed_key(&image, &prefix);
     let name = job.name();
     let resource = job.resource.clone();
     let (live, created) = follow(client, namespace, job).await?;
@@ -89,6 +99,29 @@ pub async fn ensure(
         }
     }
     Ok((state, created))
+}
+
+/// What `status.searchIndexedImage` records: the image and the prefix of the indexes it
+/// filled. The server reads `<prefix>-statuses`, ...: indexes under a new prefix start empty,
+/// so a prefix change needs the Job as much as a mapping change does. A status written
+/// before the prefix was recorded (the image alone) differs too, which reindexes once.
+pub fn indexed_key(image: &str, prefix: &str) -> String {
+    format!("{image} (index prefix {prefix})")
+}
+
+/// `FEDI_SEARCH_PREFIX` as `build::env` sets it: the spec's, else `<namespace>_<name>`.
+fn index_prefix(fedi: &FediInstance) -> String {
+    fedi.spec
+        .search
+        .as_ref()
+        .and_then(|s| s.index_prefix.clone())
+        .unwrap_or_else(|| {
+            format!(
+                "{}_{}",
+                fedi.metadata.namespace.as_deref().unwrap_or_default(),
+                fedi.metadata.name.as_deref().unwrap_or_default()
+            )
+        })
 }
 
 fn verdict(job: &DynamicObject, name: String, image: String) -> Reindex {
@@ -162,5 +195,33 @@ mod tests {
         assert!(!failed_long_ago(&job(failed.clone()), soon));
         assert!(failed_long_ago(&job(failed), later));
         assert!(!failed_long_ago(&job(json!({})), later));
+    }
+
+    /// The prefix recorded is the one the pods get, with and without `indexPrefix`, and a
+    /// change of either the image or the prefix asks for a reindex.
+    #[test]
+    fn the_indexed_key_follows_the_prefix_the_pods_get() {
+        use crate::build::fixtures::instance;
+        let with = |search: Value| instance(json!({"domain": "social.example", "search": search}));
+        let external = json!({"external": {"url": "http://search:9200"}});
+        let mut named = external.clone();
+        named["indexPrefix"] = json!("shared.social");
+        for (fedi, want) in [
+            (with(external), "tenant-a_social"),
+            (with(named), "shared.social"),
+        ] {
+            let children = build::children(&fedi, &Defaults::default()).unwrap();
+            let config = children
+                .iter()
+                .find(|c| c.resource.kind == "ConfigMap")
+                .expect("a ConfigMap");
+            assert_eq!(config.object.data["data"]["FEDI_SEARCH_PREFIX"], want);
+            assert_eq!(index_prefix(&fedi), want);
+        }
+        let key = indexed_key("img:1", "tenant-a_social");
+        assert_ne!(key, indexed_key("img:1", "shared.social"));
+        assert_ne!(key, indexed_key("img:2", "tenant-a_social"));
+        // A status from before the prefix was recorded does not pass for indexed.
+        assert_ne!(key, "img:1");
     }
 }

@@ -63,7 +63,7 @@ async fn the_reindex_job_runs_once_per_image_after_the_pre_migration() {
     let client = client().await;
     let (ns, api) = with_search(&client, "reindex").await;
     let f = await_instance(&api, "minimal", TIMEOUT, "0.1.0 indexed", |f| {
-        ready_at(1)(f) && indexed(f).is_some_and(|i| i.ends_with(":0.1.0"))
+        ready_at(1)(f) && indexed(f).is_some_and(|i| i.contains(":0.1.0 "))
     })
     .await
     .unwrap();
@@ -110,12 +110,37 @@ async fn the_reindex_job_runs_once_per_image_after_the_pre_migration() {
     // Reconciling again runs nothing more; a new image gets its own Job.
     merge_patch(&api, "minimal", json!({"spec": {"version": "0.2.0"}})).await;
     await_instance(&api, "minimal", TIMEOUT, "0.2.0 indexed", |f| {
-        indexed(f).is_some_and(|i| i.ends_with(":0.2.0"))
+        indexed(f).is_some_and(|i| i.contains(":0.2.0 "))
     })
     .await
     .unwrap();
     assert_eq!(reindex_jobs(&ns, "0.1.0").await.len(), 1);
     assert_eq!(reindex_jobs(&ns, "0.2.0").await.len(), 1);
+
+    // A new index prefix names indexes that start empty: the same image is indexed again.
+    let default_prefix = format!("(index prefix {}_minimal)", ns.name);
+    assert!(
+        indexed(&api.get("minimal").await.unwrap()).is_some_and(|i| i.ends_with(&default_prefix))
+    );
+    merge_patch(
+        &api,
+        "minimal",
+        json!({"spec": {"search": {"indexPrefix": "e2e-shared"}}}),
+    )
+    .await;
+    await_instance(
+        &api,
+        "minimal",
+        TIMEOUT,
+        "0.2.0 indexed under the new prefix",
+        |f| {
+            indexed(f)
+                .is_some_and(|i| i.contains(":0.2.0 ") && i.ends_with("(index prefix e2e-shared)"))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(reindex_jobs(&ns, "0.2.0").await.len(), 2);
 }
 
 /// Refuses the pods of the reindex Jobs in `namespace`: they stay without pods.
@@ -212,7 +237,7 @@ async fn a_failed_reindex_is_reported_without_holding_the_rollout_and_retried() 
     // Not held back: every workload is on the new version and the instance is Ready.
     assert_eq!(condition(&f, "Ready").0, "True");
     assert_eq!(condition(&f, "Degraded").0, "False");
-    assert!(indexed(&f).is_some_and(|i| i.ends_with(":0.1.0")));
+    assert!(indexed(&f).is_some_and(|i| i.contains(":0.1.0 ")));
     let warnings: Vec<_> = ns
         .api::<Event>()
         .list(&Default::default())
@@ -237,7 +262,7 @@ async fn a_failed_reindex_is_reported_without_holding_the_rollout_and_retried() 
         .await
         .unwrap();
     let f = await_instance(&api, "minimal", TIMEOUT, "0.2.0 indexed", |f| {
-        indexed(f).is_some_and(|i| i.ends_with(":0.2.0"))
+        indexed(f).is_some_and(|i| i.contains(":0.2.0 "))
     })
     .await
     .unwrap();
