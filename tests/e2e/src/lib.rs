@@ -14,6 +14,7 @@ use serde_json::json;
 
 pub use fedi_operator::crd::{FediInstance, FediInstanceSpec};
 
+pub mod leaks;
 pub mod played;
 
 pub const MANAGER: &str = "fedi-e2e";

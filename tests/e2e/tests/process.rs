@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fedi_e2e::*;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, PostParams};
@@ -335,64 +335,152 @@ async fn credentials_appear_in_no_config_map_status_event_or_log() {
     .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let values: Vec<String> = secrets
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .flat_map(|s| s.data.unwrap_or_default())
-        // An access key ID names a key, like a user name: the S3 SDK logs it at debug level
-        // (and redacts the secret key).
-        .filter(|(key, _)| key != "accessKeyId")
-        .map(|(_, v)| String::from_utf8_lossy(&v.0).into_owned())
-        // The SeaweedFS identities file repeats the keys it holds; the keys are checked.
-        .filter(|v| v.len() >= 8 && !v.starts_with('{'))
-        .collect();
+    let values = leaks::secret_values(&client, &ns.name).await;
     assert!(values.iter().any(|v| v == "pw-7f3a9c-must-not-leak"));
+    let mut haystack = leaks::Haystack::of_namespace(&client, &ns.name).await;
+    haystack.add(
+        "the operator's log",
+        std::fs::read_to_string(&log_path).unwrap(),
+    );
+    assert!(haystack.count("Deployment") + haystack.count("StatefulSet") > 0);
+    haystack.assert_none_of(&values);
+    let _ = std::fs::remove_file(&log_path);
+}
 
-    let mut haystack = vec![
-        (
-            "the FediInstance",
-            serde_json::to_string(&api.get("leak").await.unwrap()).unwrap(),
-        ),
-        (
-            "the operator's log",
-            std::fs::read_to_string(&log_path).unwrap(),
-        ),
-    ];
-    let config_maps = ns.api::<k8s_openapi::api::core::v1::ConfigMap>();
-    for cm in config_maps.list(&ListParams::default()).await.unwrap() {
-        haystack.push(("a ConfigMap", serde_json::to_string(&cm).unwrap()));
-    }
-    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
-    for e in events.list(&ListParams::default()).await.unwrap() {
-        haystack.push(("an Event", serde_json::to_string(&e).unwrap()));
-    }
-    for d in ns
-        .api::<Deployment>()
-        .list(&ListParams::default())
+/// A `redis-server` of this test with a password, killed when dropped.
+struct OwnRedis {
+    child: Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    async fn start(password: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--requirepass",
+                password,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let pong = || {
+            Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "PING"])
+                .env("REDISCLI_AUTH", password)
+                .output()
+                .ok()
+                .filter(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
+        };
+        await_until(
+            Duration::from_secs(10),
+            "redis-server to answer",
+            || async { pong().map(|_| ()) },
+        )
         .await
-        .unwrap()
-    {
-        haystack.push(("a Deployment", serde_json::to_string(&d).unwrap()));
+        .unwrap();
+        Self { child, port }
     }
-    for s in ns
-        .api::<StatefulSet>()
-        .list(&ListParams::default())
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Redis URL carrying its password, through a whole rollout (migration and reindex Jobs)
+/// and a refused password (error messages, events, warnings in the log): neither the URL
+/// nor the password alone appears anywhere but in the Secret.
+#[tokio::test]
+async fn a_redis_url_with_its_password_leaks_nowhere() {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::new(&client, "urlleak").await;
+    let log_path = std::env::temp_dir().join(format!("fedi-operator-{}.log", ns.name));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let _operator = Replica::start_logging(&ns.name, "urlleak", false, log);
+
+    let redis = OwnRedis::start("redis-pw-5b1e9d-must-not-leak").await;
+    let right = format!(
+        "redis://:redis-pw-5b1e9d-must-not-leak@127.0.0.1:{}/0",
+        redis.port
+    );
+    let wrong = format!(
+        "redis://:redis-wrong-33c1a7-secret@127.0.0.1:{}/0",
+        redis.port
+    );
+    let mut fedi = minimal_named(&ns, "urlleak").await;
+    let mut spec = serde_json::to_value(&fedi.spec).unwrap();
+    spec["search"] = serde_json::json!({"external": {
+        "url": service_env("FEDI_TEST_SEARCH_URL"),
+        "credentialsSecretRef": {"name": "test-search"}}});
+    fedi.spec = serde_json::from_value(spec).unwrap();
+    let secrets = ns.api::<Secret>();
+    merge_patch(
+        &secrets,
+        "test-redis",
+        serde_json::json!({"stringData": {"url": right}}),
+    )
+    .await;
+    let search: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "test-search"},
+        "stringData": {"username": "fedi", "password": "search-pw-8d2f41-must-not-leak"}}))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &search)
         .await
-        .unwrap()
-    {
-        haystack.push(("a StatefulSet", serde_json::to_string(&s).unwrap()));
-    }
-    assert!(haystack.len() > 4, "something to search");
-    for (place, text) in &haystack {
-        for v in &values {
-            assert!(
-                !text.contains(v.as_str()),
-                "a credential appears in {place}"
-            );
-        }
-    }
+        .unwrap();
+    let api = ns.api::<FediInstance>();
+    api.create(&PostParams::default(), &fedi).await.unwrap();
+    await_instance(&api, "urlleak", TIMEOUT, "Ready and indexed", |f| {
+        ready_at(1)(f)
+            && f.condition("SearchIndexed")
+                .is_some_and(|c| c.status == "True")
+    })
+    .await
+    .unwrap();
+
+    merge_patch(
+        &secrets,
+        "test-redis",
+        serde_json::json!({"stringData": {"url": wrong}}),
+    )
+    .await;
+    await_instance(&api, "urlleak", TIMEOUT, "the password refused", |f| {
+        f.condition("RedisReady")
+            .is_some_and(|c| c.reason == "AuthenticationFailed")
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let mut values = leaks::secret_values(&client, &ns.name).await;
+    assert!(values.contains(&wrong), "the Secret holds the current URL");
+    values.extend(
+        [right.clone(), wrong.clone()]
+            .iter()
+            .filter_map(|u| leaks::url_password(u)),
+    );
+    values.push("search-pw-8d2f41-must-not-leak".into());
+    let mut haystack = leaks::Haystack::of_namespace(&client, &ns.name).await;
+    haystack.add(
+        "the operator's log",
+        std::fs::read_to_string(&log_path).unwrap(),
+    );
+    // The migration and reindex Jobs are among what is searched.
+    assert!(haystack.count("Job") >= 2, "{} Jobs", haystack.count("Job"));
+    haystack.assert_none_of(&values);
     let _ = std::fs::remove_file(&log_path);
 }
