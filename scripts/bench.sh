@@ -157,4 +157,12 @@ phase "report" "$bench" report --outcomes "$work/outcomes" \
     --meta "load average at the end=$(cut -d' ' -f1-3 /proc/loadavg)"
 cp "bench/results/$stamp.md" bench/results/latest.md
 cp "bench/results/$stamp.json" bench/results/latest.json
+# The README shows the latest table of a full release run only: quick runs would replace
+# it with figures that mean nothing.
+if [[ "$SCALE" == full && "$PROFILE" == release && -z "${BENCH_CONNECTIONS:-}${BENCH_STATUSES:-}" ]]; then
+    awk -v table=bench/results/latest.md '
+        /<!-- bench:server:end -->/ { while ((getline l < table) > 0) print l; skip = 0 }
+        !skip { print }
+        /<!-- bench:server:begin -->/ { skip = 1 }' README.md >README.md.bench && mv README.md.bench README.md
+fi
 cat bench/results/latest.md
