@@ -45,7 +45,8 @@ const CLEAN_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 pub fn register(r: &mut Registry) {
     r.register(JOB_KIND, MAX_RETRIES, |state, args| async move {
         let job: Job = jobs::args(args)?;
-        process(&state, &job).await
+        // A peer chaining replies (or actors) without end gets a bounded number of fetches.
+        crate::federation::fetch::budget::limited(process(&state, &job)).await
     });
     r.register(CLEAN_KIND, 3, |state, _| async move {
         sqlx::query(

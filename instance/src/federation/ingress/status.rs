@@ -78,8 +78,12 @@ pub async fn store_note(
     let visibility = visibility(doc, followers.as_deref());
     let reply = match crate::federation::remote::note::in_reply_to(doc) {
         Some(uri) => {
+            let parent = match status_by_uri(state, uri).await? {
+                Some(id) => Some(id),
+                None => resolve_parent(state, uri).await?,
+            };
             sqlx::query_as::<_, (i64, i64)>("SELECT id, account_id FROM statuses WHERE id = $1")
-                .bind(status_by_uri(state, uri).await?)
+                .bind(parent)
                 .fetch_optional(state.db.primary())
                 .await?
         }
@@ -183,6 +187,63 @@ pub async fn store_note(
     })
 }
 
+/// The unknown status `uri` a Note replies to, fetched from its origin and stored with its
+/// own parents (Mastodon's thread resolution), so that the reply lands in its thread. A
+/// parent that cannot be had leaves the reply without one; running out of the activity's
+/// fetch budget stops the whole activity for good (a peer chaining replies without end).
+fn resolve_parent<'a>(
+    state: &'a AppState,
+    uri: &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<i64>, Refused>> + Send + 'a>>
+{
+    use crate::federation::fetch::FetchError;
+    use crate::federation::remote::actor::ActorError;
+    let out_of_budget = move |e: &dyn std::fmt::Display| {
+        Refused::Rule(format!("cannot resolve the thread of {uri}: {e}"))
+    };
+    Box::pin(async move {
+        let fetcher = crate::federation::fetcher(state).map_err(Refused::Retry)?;
+        let signer = crate::federation::instance_signer(state)
+            .await
+            .map_err(Refused::Retry)?;
+        let doc = match fetcher.get_object(uri, &signer).await {
+            Ok(doc) => doc,
+            Err(e @ FetchError::TooManyFetches(_)) => return Err(out_of_budget(&e)),
+            Err(e) => {
+                tracing::debug!(error = %e, uri, "reply parent not fetched");
+                return Ok(None);
+            }
+        };
+        if !parse::type_of(&doc).is_some_and(|t| NOTE_TYPES.contains(&t)) {
+            return Ok(None);
+        }
+        let Some(author_uri) = crate::federation::remote::note::author(&doc) else {
+            return Ok(None);
+        };
+        let author = match actor::by_uri(state, author_uri).await {
+            Ok(id) => id,
+            Err(
+                e @ ActorError::Fetch {
+                    source: FetchError::TooManyFetches(_),
+                    ..
+                },
+            ) => return Err(out_of_budget(&e)),
+            Err(e) => {
+                tracing::debug!(error = %e, uri, "reply parent's author not fetched");
+                return Ok(None);
+            }
+        };
+        match store_note(state, &doc, author, author_uri).await {
+            Ok(stored) => Ok(Some(stored.id)),
+            Err(Refused::Rule(why)) if why.starts_with("cannot resolve the thread") => {
+                Err(Refused::Rule(why))
+            }
+            Err(Refused::Retry(e)) => Err(Refused::Retry(e)),
+            Err(_) => Ok(None),
+        }
+    })
+}
+
 /// The accounts a Note mentions that we know: its `Mention` tags, and local accounts it is
 /// addressed to (some servers leave direct messages untagged).
 async fn mentions(state: &AppState, doc: &Value) -> Result<Vec<i64>, sqlx::Error> {
@@ -280,6 +341,7 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<(), Refused> {
     tx.commit().await?;
     notify(ctx.state, Cause::Edited { status }).await;
     timeline::enqueue_update(ctx.state, status).await;
+    crate::tasks::preview_cards::enqueue_edited(ctx.state, status).await;
     Ok(())
 }
 
