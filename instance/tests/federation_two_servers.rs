@@ -604,3 +604,162 @@ async fn b_user_posts(user: &Client, text: &str) {
     user.status(json!({"status": text, "visibility": "public"}))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn undoing_and_profile_changes_are_seen_on_the_other_server() {
+    let (a, b) = tokio::join!(Instance::start(), Instance::start());
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let carol = b.user("carol").await;
+    let lookup = |name: &'static str| {
+        let (alice, acct) = (alice.clone(), b.acct(name));
+        async move {
+            alice
+                .get(&format!("/api/v1/accounts/lookup?acct={acct}"))
+                .await
+                .expect(200)
+                .json()
+        }
+    };
+
+    // bob is not locked: B accepts alice's follow at once.
+    let bob_id = lookup("bob").await["id"].as_str().unwrap().to_string();
+    alice
+        .post(&format!("/api/v1/accounts/{bob_id}/follow"), json!({}))
+        .await;
+    alice
+        .relationship_until(&bob_id, "B accepting alice's follow", |r| {
+            r["following"] == true
+        })
+        .await;
+    let post_b = bob
+        .status(json!({"status": "Undo me", "visibility": "public"}))
+        .await;
+    let post_a = alice.home_has("Undo me").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A favourite and a boost, then both undone: B counts and notifies, then forgets.
+    alice
+        .post(&format!("/api/v1/statuses/{post_a}/favourite"), json!({}))
+        .await;
+    alice
+        .post(&format!("/api/v1/statuses/{post_a}/reblog"), json!({}))
+        .await;
+    let counts = |fav: i64, boosts: i64| {
+        let (bob, post_b) = (bob.clone(), post_b.clone());
+        async move {
+            eventually(
+                DELIVERY,
+                &format!("{fav} favourites, {boosts} boosts at B"),
+                || async {
+                    let s = bob
+                        .get(&format!("/api/v1/statuses/{post_b}"))
+                        .await
+                        .expect(200)
+                        .json();
+                    (s["favourites_count"] == fav && s["reblogs_count"] == boosts).then_some(())
+                },
+            )
+            .await
+        }
+    };
+    counts(1, 1).await;
+    let kinds = |all: &[Value]| {
+        let mut k: Vec<String> = all
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        kinds(&bob.notifications().await),
+        ["favourite", "follow", "reblog"]
+    );
+    alice
+        .post(&format!("/api/v1/statuses/{post_a}/unfavourite"), json!({}))
+        .await;
+    alice
+        .post(&format!("/api/v1/statuses/{post_a}/unreblog"), json!({}))
+        .await;
+    counts(0, 0).await;
+    assert_eq!(
+        kinds(&bob.notifications().await),
+        ["follow"],
+        "the undone actions' notifications go with them"
+    );
+
+    // bob renames himself: A shows the new name.
+    bob.call(
+        Method::PATCH,
+        "/api/v1/accounts/update_credentials",
+        Some(json!({"display_name": "Bob from B"})),
+    )
+    .await
+    .expect(200);
+    eventually(DELIVERY, "bob's new name at A", || async {
+        let account = alice
+            .get(&format!("/api/v1/accounts/{bob_id}"))
+            .await
+            .expect(200)
+            .json();
+        (account["display_name"] == "Bob from B").then_some(())
+    })
+    .await;
+
+    // alice unfollows: bob loses a follower on B.
+    let unfollowed = alice
+        .post(&format!("/api/v1/accounts/{bob_id}/unfollow"), json!({}))
+        .await;
+    assert_eq!(unfollowed["following"], false);
+    let followers = || async {
+        bob.get(&format!("/api/v1/accounts/{}/followers", bob.account_id))
+            .await
+            .expect(200)
+            .json()
+    };
+    eventually(DELIVERY, "alice gone from bob's followers", || async {
+        (followers().await == json!([])).then_some(())
+    })
+    .await;
+
+    // carol is locked and rejects alice's request: A no longer shows it as pending.
+    carol
+        .call(
+            Method::PATCH,
+            "/api/v1/accounts/update_credentials",
+            Some(json!({"locked": true})),
+        )
+        .await
+        .expect(200);
+    let carol_id = lookup("carol").await["id"].as_str().unwrap().to_string();
+    let requested = alice
+        .post(&format!("/api/v1/accounts/{carol_id}/follow"), json!({}))
+        .await;
+    assert_eq!(requested["requested"], true);
+    let request = eventually(DELIVERY, "alice's request to carol", || async {
+        let list = carol
+            .get("/api/v1/follow_requests")
+            .await
+            .expect(200)
+            .json();
+        list.as_array().unwrap().first().cloned()
+    })
+    .await;
+    carol
+        .post(
+            &format!(
+                "/api/v1/follow_requests/{}/reject",
+                request["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    alice
+        .relationship_until(&carol_id, "carol's rejection at A", |r| {
+            r["requested"] == false && r["following"] == false
+        })
+        .await;
+}
