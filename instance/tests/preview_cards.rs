@@ -193,6 +193,75 @@ async fn the_first_eligible_link_gets_a_card_and_huge_or_private_pages_none() {
     );
     assert_eq!(site.hits().iter().filter(|p| *p == "/article").count(), 1);
 
+    // A card older than two weeks is fetched again; its former image leaves the bucket.
+    let image_key = || async {
+        sqlx::query_scalar::<_, String>("SELECT image_key FROM preview_cards WHERE id = $1")
+            .bind(card)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    let old_key = image_key().await;
+    sqlx::query("UPDATE preview_cards SET updated_at = now() - interval '15 days' WHERE id = $1")
+        .bind(card)
+        .execute(&db)
+        .await
+        .unwrap();
+    let third = status(
+        &db,
+        account,
+        &format!("<p><a href=\"{base}/article\">x</a></p>"),
+    )
+    .await;
+    assert_eq!(
+        preview_cards::fetch_card(&state, third).await.unwrap(),
+        Some(card)
+    );
+    assert_eq!(site.hits().iter().filter(|p| *p == "/article").count(), 2);
+    let new_key = image_key().await;
+    assert_ne!(new_key, old_key);
+    let s3 = s3_client();
+    let head = |key: String| s3.head_object().bucket(&bucket.name).key(key).send();
+    assert!(
+        head(old_key).await.is_err(),
+        "the replaced image is deleted"
+    );
+    assert!(head(new_key).await.is_ok());
+
+    // Edited to lead with another link, the status takes that link's card; edited without
+    // a change, it keeps its card unfetched; edited without a link, it has none.
+    let edit = |id: i64, html: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query("UPDATE statuses SET content_html = $2 WHERE id = $1")
+                .bind(id)
+                .bind(html)
+                .execute(&db)
+                .await
+                .unwrap();
+        }
+    };
+    edit(again, format!("<p><a href=\"{base}/other\">x</a></p>")).await;
+    let other = preview_cards::refresh_card(&state, again)
+        .await
+        .unwrap()
+        .expect("the new link's card");
+    assert_ne!(other, card);
+    assert_eq!(card_of(&db, again).await.unwrap().2, "Any page");
+    let asked = site.hits().len();
+    edit(again, format!("<p>now <a href=\"{base}/other\">x</a></p>")).await;
+    assert_eq!(
+        preview_cards::refresh_card(&state, again).await.unwrap(),
+        Some(other)
+    );
+    assert_eq!(site.hits().len(), asked);
+    edit(again, "<p>no link</p>".into()).await;
+    assert_eq!(
+        preview_cards::refresh_card(&state, again).await.unwrap(),
+        None
+    );
+    assert!(card_of(&db, again).await.is_none());
+
     // A page twice the limit is read up to the limit: what follows the cut is not seen.
     let huge = status(
         &db,
@@ -314,6 +383,28 @@ async fn a_posted_link_gets_its_card_and_a_status_update_event() {
     for field in ["author_url", "provider_url", "html", "embed_url"] {
         assert!(card[field].is_string(), "{field}: {card}");
     }
+
+    // Edited to drop the link, the status loses its card.
+    let edited = http
+        .put(format!("{}/api/v1/statuses/{id}", api.base_url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"status": "Never mind"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), 200);
+    eventually(Duration::from_secs(30), "the card gone", || async {
+        let shown: Value = http
+            .get(format!("{}/api/v1/statuses/{id}", api.base_url))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        shown["card"].is_null().then_some(())
+    })
+    .await;
 }
 
 /// Without the loopback setting the worker never connects to this machine, whatever name

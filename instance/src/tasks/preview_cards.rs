@@ -36,25 +36,88 @@ const ACCEPT_HTML: &str = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1";
 #[derive(Debug, Serialize, Deserialize)]
 struct Args {
     status_id: i64,
+    /// After an edit: the card follows the status's first link, whatever it had.
+    #[serde(default)]
+    edited: bool,
 }
 
 pub fn register(r: &mut Registry) {
     r.register(FETCH, 0, |state, args| async move {
         let args: Args = jobs::args(args)?;
-        fetch_card(&state, args.status_id)
-            .await
-            .map(drop)
-            .map_err(JobError::retry)
+        let done = if args.edited {
+            refresh_card(&state, args.status_id).await
+        } else {
+            fetch_card(&state, args.status_id).await
+        };
+        done.map(drop).map_err(JobError::retry)
     });
 }
 
 /// Queues the preview of status `id`, just created. A failure is logged: the status only
 /// goes without its card.
 pub async fn enqueue(state: &AppState, id: i64) {
-    let args = serde_json::to_value(Args { status_id: id }).expect("job arguments serialize");
+    queue(
+        state,
+        Args {
+            status_id: id,
+            edited: false,
+        },
+    )
+    .await;
+}
+
+/// Queues a new look at the card of status `id`, just edited (Mastodon's
+/// `reset_preview_card!` when the text changed).
+pub async fn enqueue_edited(state: &AppState, id: i64) {
+    queue(
+        state,
+        Args {
+            status_id: id,
+            edited: true,
+        },
+    )
+    .await;
+}
+
+async fn queue(state: &AppState, args: Args) {
+    let id = args.status_id;
+    let args = serde_json::to_value(args).expect("job arguments serialize");
     if let Err(e) = jobs::enqueue(state, Queue::Pull, FETCH, args).await {
         warn!(error = %e, status = id, "cannot queue a link preview");
     }
+}
+
+/// After an edit: keeps the card when the status still leads with the same link, else
+/// drops it and fetches the new link's (a status left without a link loses its card).
+/// Returns the card the status ends with.
+pub async fn refresh_card(state: &AppState, status_id: i64) -> anyhow::Result<Option<i64>> {
+    let current: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT s.content_html, ps.url, ps.preview_card_id FROM statuses s \
+         LEFT JOIN preview_cards_statuses ps ON ps.status_id = s.id WHERE s.id = $1",
+    )
+    .bind(status_id)
+    .fetch_optional(state.db.primary())
+    .await?;
+    let Some((html, attached, card)) = current else {
+        return Ok(None);
+    };
+    let wanted = page::first_link(&html, &state.config.domain).map(|mut u| {
+        u.set_fragment(None);
+        u.to_string()
+    });
+    if attached.is_some() && attached == wanted {
+        return Ok(card);
+    }
+    let dropped = sqlx::query("DELETE FROM preview_cards_statuses WHERE status_id = $1")
+        .bind(status_id)
+        .execute(state.db.primary())
+        .await?
+        .rows_affected();
+    let card = fetch_card(state, status_id).await?;
+    if card.is_none() && dropped > 0 {
+        crate::tasks::timeline::enqueue_update(state, status_id).await;
+    }
+    Ok(card)
 }
 
 #[derive(sqlx::FromRow)]
@@ -156,6 +219,12 @@ async fn build(state: &AppState, url: &url::Url) -> anyhow::Result<Option<i64>> 
         fetched.url.scheme(),
         fetched.url.host_str().unwrap_or_default()
     );
+    let replaced: Option<String> =
+        sqlx::query_scalar("SELECT image_key FROM preview_cards WHERE url = $1")
+            .bind(url.as_str())
+            .fetch_optional(state.db.primary())
+            .await?
+            .flatten();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO preview_cards (url, title, description, provider_name, provider_url, \
              author_name, language, image_key, image_remote_url, image_description, width, \
@@ -182,6 +251,12 @@ async fn build(state: &AppState, url: &url::Url) -> anyhow::Result<Option<i64>> 
     .bind(image.as_ref().map(|i| i.blurhash.clone()))
     .fetch_one(state.db.primary())
     .await?;
+    // The refreshed card's former image: no row points at it any more.
+    if let (Some(old), Some(storage)) = (replaced, &state.storage)
+        && let Err(e) = storage.delete(&old).await
+    {
+        warn!(error = %e, "a replaced link preview image stays until the cache expires");
+    }
     Ok(Some(id))
 }
 

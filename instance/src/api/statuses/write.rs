@@ -685,6 +685,7 @@ pub async fn edit(
     tx.commit().await?;
     crate::tasks::timeline::enqueue_update(&state, id).await;
     crate::federation::delivery::send(&state, Outgoing::StatusUpdate { status_id: id }).await;
+    crate::tasks::preview_cards::enqueue_edited(&state, id).await;
     crate::search::jobs::enqueue_status(&state, id).await;
     crate::tasks::polls::schedule(&state, id).await;
     notify(&state, Cause::Edited { status: id }).await;
