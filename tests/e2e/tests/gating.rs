@@ -353,8 +353,31 @@ async fn a_redis_cluster_in_state_fail_holds_the_rollout_until_it_recovers() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An HTTP server answering every request with a small HTML page, for the test's life.
+async fn plain_http_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let page = "<html><body>It works!</body></html>";
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test]
-async fn an_unreachable_search_cluster_holds_the_rollout_until_fixed() {
+async fn a_search_url_that_is_not_opensearch_or_unreachable_holds_the_rollout_until_fixed() {
     let client = client().await;
     let search_url = service_env("FEDI_TEST_SEARCH_URL");
     let (ns, api) = create_instance(&client, "gate-search", |f| {
@@ -366,7 +389,21 @@ async fn an_unreachable_search_cluster_holds_the_rollout_until_fixed() {
     let f = await_instance(&api, "minimal", TIMEOUT, "Ready", ready_at(1))
         .await
         .unwrap();
-    assert_eq!(condition(&f, "SearchReady").1, "Reachable");
+    let (_, reason, message) = condition(&f, "SearchReady");
+    assert_eq!(reason, "Reachable");
+    assert!(message.contains("opensearch"), "{message}");
+
+    // A web server that is not OpenSearch: it accepts connections, and is still wrong.
+    let web = plain_http_server().await;
+    merge_patch(
+        &api,
+        "minimal",
+        json!({"spec": {"search": {"external": {"url": format!("http://{web}")}}}}),
+    )
+    .await;
+    let message = failed(&api, "SearchReady", "NotOpenSearch").await;
+    assert!(message.contains(&web.to_string()), "{message}");
+    assert!(message.contains("spec.search.external.url"), "{message}");
 
     let dead = free_port();
     merge_patch(
