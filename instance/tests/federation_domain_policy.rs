@@ -341,3 +341,166 @@ async fn stored_accounts_of_suspended_and_silenced_domains_are_hidden_and_restor
     assert_eq!(domain_policy::apply(&state, &open).await.unwrap(), 3);
     assert_eq!(public().await, vec!["loud", "spam", "sub"]);
 }
+
+async fn notifications_from(pg: &sqlx::PgPool, actor_uri: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM notifications n JOIN accounts a ON a.id = n.from_account_id \
+         WHERE a.uri = $1",
+    )
+    .bind(actor_uri)
+    .fetch_one(pg)
+    .await
+    .unwrap()
+}
+
+async fn favourites_from(pg: &sqlx::PgPool, actor_uri: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM favourites f JOIN accounts a ON a.id = f.account_id \
+         WHERE a.uri = $1",
+    )
+    .bind(actor_uri)
+    .fetch_one(pg)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silenced_server_notifies_only_those_who_follow_its_accounts() {
+    let peer = Peer::start().await;
+    let ours = start(
+        &[("FEDI_FEDERATION_DOMAIN_BLOCKS", "127.0.0.1=silence")],
+        true,
+    )
+    .await;
+    let pg = ours.pg().await;
+    let token = issue_token(&ours.db, Some(alice_user(&pg).await), "read write").await;
+    let mut statuses = Vec::new();
+    for text in ["one", "two"] {
+        let r: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/statuses", ours.api.base_url))
+            .bearer_auth(&token)
+            .json(&json!({"status": text, "visibility": "public"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        statuses.push(format!(
+            "https://{}/users/alice/statuses/{}",
+            ours.domain,
+            r["id"].as_str().unwrap()
+        ));
+    }
+    let like = |actor: &str, status: &str, n: u32| {
+        json!({"@context": AS, "id": format!("{actor}#likes/{n}"), "type": "Like",
+               "actor": actor, "object": status})
+    };
+    let (quiet, quiet_key) = peer.actor(&peer.host("127.0.0.1"), "quiet");
+    let (loud, loud_key) = peer.actor(&peer.host("localhost"), "loud");
+    for (actor, key) in [(&quiet, &quiet_key), (&loud, &loud_key)] {
+        let (status, body) = ours.deliver(key, &like(actor, &statuses[0], 1)).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    eventually(
+        Duration::from_secs(30),
+        "both favourites stored",
+        || async {
+            (favourites_from(&pg, &quiet).await == 1 && notifications_from(&pg, &loud).await == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let silenced: bool =
+        sqlx::query_scalar("SELECT silenced_at IS NOT NULL FROM accounts WHERE uri = $1")
+            .bind(&quiet)
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    assert!(silenced, "stored silenced as its domain is");
+    assert_eq!(
+        notifications_from(&pg, &quiet).await,
+        0,
+        "a stranger on a silenced server"
+    );
+
+    // Once alice follows it, its favourites notify her.
+    sqlx::query(
+        "INSERT INTO follows (account_id, target_account_id) \
+         SELECT (SELECT id FROM accounts WHERE username = 'alice' AND domain IS NULL), id \
+         FROM accounts WHERE uri = $1",
+    )
+    .bind(&quiet)
+    .execute(&pg)
+    .await
+    .unwrap();
+    let (status, body) = ours
+        .deliver(&quiet_key, &like(&quiet, &statuses[1], 2))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    eventually(
+        Duration::from_secs(30),
+        "the followed account's notification",
+        || async { (notifications_from(&pg, &quiet).await == 1).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_media_is_kept_as_a_bare_link() {
+    let peer = Peer::start().await;
+    let ours = start(
+        &[("FEDI_FEDERATION_DOMAIN_BLOCKS", "LocalHost=reject_media")],
+        true,
+    )
+    .await;
+    let pg = ours.pg().await;
+    let mut actors = Vec::new();
+    for name in ["localhost", "127.0.0.1"] {
+        let host = peer.host(name);
+        let (actor, key) = peer.actor(&host, "painter");
+        // The actor with an avatar, as it is fetched.
+        let mut doc = peer.get(&actor).expect("published");
+        doc["icon"] = json!({"type": "Image", "url": format!("http://{host}/avatar.png")});
+        peer.put(&actor, doc);
+        let note = format!("http://{host}/notes/1");
+        let create = json!({
+            "@context": AS, "id": format!("{note}/activity"), "type": "Create", "actor": actor,
+            "object": {"id": note, "type": "Note", "attributedTo": actor, "content": "<p>art</p>",
+                       "to": [format!("{AS}#Public")],
+                       "attachment": [{"type": "Document", "mediaType": "image/png",
+                                       "url": format!("http://{host}/art.png"),
+                                       "blurhash": "LEHV6nWB2yk8pyo0adR*.7kCMdnj"}]},
+        });
+        let (status, body) = ours.deliver(&key, &create).await;
+        assert_eq!(status, 202, "{body}");
+        actors.push((name, actor, note));
+    }
+    for (name, actor, note) in actors {
+        let (kind, url, blurhash): (String, String, Option<String>) =
+            eventually(Duration::from_secs(30), "the status stored", || async {
+                sqlx::query_as(
+                    "SELECT m.type, m.remote_url, m.blurhash FROM media_attachments m \
+                     JOIN statuses s ON s.id = m.status_id WHERE s.uri = $1",
+                )
+                .bind(&note)
+                .fetch_optional(&pg)
+                .await
+                .unwrap()
+            })
+            .await;
+        let avatar: Option<String> =
+            sqlx::query_scalar("SELECT avatar_remote_url FROM accounts WHERE uri = $1")
+                .bind(&actor)
+                .fetch_one(&pg)
+                .await
+                .unwrap();
+        assert!(url.ends_with("/art.png"), "{url}");
+        if name == "localhost" {
+            assert_eq!((kind.as_str(), blurhash, avatar), ("unknown", None, None));
+        } else {
+            assert_eq!(kind, "image");
+            assert!(blurhash.is_some() && avatar.is_some());
+        }
+    }
+}

@@ -88,6 +88,12 @@ impl Peer {
         self.state.lock().unwrap().docs.insert(key, doc);
     }
 
+    /// The document served at `url`.
+    pub fn get(&self, url: &str) -> Option<Value> {
+        let key = url.strip_prefix("http://")?;
+        self.state.lock().unwrap().docs.get(key).cloned()
+    }
+
     /// Publishes actor `name` under `host` (see [`Self::host`]); returns its id and signer.
     pub fn actor(&self, host: &str, name: &str) -> (String, Signer) {
         let id = format!("http://{host}/users/{name}");

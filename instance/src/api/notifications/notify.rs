@@ -3,7 +3,8 @@
 //! Each cause is one `INSERT ... SELECT` whose candidate rows go through the same filter
 //! (Mastodon's `NotifyService`): only local users get notifications, never about their own
 //! actions (except that their poll ended), never from accounts they block or mute with
-//! notifications, never about a status they may not see. Duplicates are absorbed by the
+//! notifications, never about a status they may not see, never from an account the
+//! instance's domain blocks silenced unless they follow it. Duplicates are absorbed by the
 //! unique indexes of the table, so a repeated action notifies once.
 //!
 //! Notifying is best effort, as on Mastodon where a job does it: the action that caused it
@@ -53,6 +54,8 @@ macro_rules! insert {
              FROM c JOIN accounts r ON r.id = c.account_id \
              JOIN accounts f ON f.id = c.from_account_id \
              WHERE r.domain IS NULL AND r.suspended_at IS NULL AND f.suspended_at IS NULL \
+               AND (f.silenced_at IS NULL OR EXISTS (SELECT 1 FROM follows fo \
+                    WHERE fo.account_id = c.account_id AND fo.target_account_id = f.id)) \
                AND EXISTS (SELECT 1 FROM users u WHERE u.account_id = r.id) \
                AND (c.account_id <> c.from_account_id OR c.type = 'poll') \
                AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.account_id = c.account_id \
