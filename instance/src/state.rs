@@ -41,6 +41,15 @@ impl AppState {
     pub fn base_url(&self) -> String {
         format!("{}://{}", self.config.scheme(), self.config.domain)
     }
+
+    /// `wss://<domain>`: where clients open the streaming API (`ws` beside plain `http`).
+    pub fn streaming_url(&self) -> String {
+        let scheme = match self.config.scheme() {
+            "http" => "ws",
+            _ => "wss",
+        };
+        format!("{scheme}://{}", self.config.domain)
+    }
 }
 
 /// The connection settings of every `FEDI_REDIS_URL`, with `FEDI_REDIS_PASSWORD` applied

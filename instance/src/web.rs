@@ -140,7 +140,7 @@ fn with_headers(mut response: Response, assets: bool, csp: &str) -> Response {
 /// media origin, connections only to here and WebSocket servers (the streaming API).
 pub fn content_security_policy(state: &AppState) -> String {
     let own = state.base_url();
-    let streaming = format!("wss://{}", state.config.domain);
+    let streaming = state.streaming_url();
     let media = state
         .storage
         .as_ref()

@@ -269,6 +269,13 @@ async fn two_servers_follow_post_interact_edit_delete_and_block_through_the_api(
     let bob = b.user("bob").await;
     let carol = b.user("carol").await;
     eprintln!("two servers up in {:?}", started.elapsed());
+    // Each names itself by its domain, port included, and plain URLs for plain HTTP.
+    let about_a = alice.get("/api/v2/instance").await.expect(200).json();
+    assert_eq!(about_a["domain"], a.domain.as_str());
+    assert_eq!(
+        about_a["configuration"]["urls"]["streaming"],
+        format!("ws://{}", a.domain)
+    );
 
     // 1. bob is locked; alice finds him from A, asks to follow, bob accepts on B.
     let locked = bob

@@ -133,7 +133,7 @@ async fn v1(State(state): State<AppState>) -> Result<Response, ApiError> {
             "description": site.description,
             "email": site.contact_email,
             "version": VERSION,
-            "urls": {"streaming_api": format!("wss://{domain}")},
+            "urls": {"streaming_api": state.streaming_url()},
             "stats": {
                 "user_count": usage.users,
                 "status_count": usage.local_posts,
@@ -176,7 +176,7 @@ async fn v2(State(state): State<AppState>) -> Result<Response, ApiError> {
             "languages": site.languages,
             "configuration": {
                 // Elk and Phanpy find the streaming server here, not in v1's `urls`.
-                "urls": {"streaming": format!("wss://{domain}"), "status": null},
+                "urls": {"streaming": state.streaming_url(), "status": null},
                 // No Web Push keys are configured yet; Elk reads the field, so it is
                 // present and empty.
                 "vapid": {"public_key": ""},
