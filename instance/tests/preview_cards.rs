@@ -165,6 +165,10 @@ async fn the_first_eligible_link_gets_a_card_and_huge_or_private_pages_none() {
     assert_eq!(card_json["type"], "link");
     assert_eq!(card_json["provider_name"], "The Site");
     assert_eq!(card_json["author_name"], "Ann Author");
+    assert_eq!(
+        card_json["authors"],
+        serde_json::json!([{"name": "Ann Author", "url": "", "account": null}])
+    );
     assert_eq!(card_json["image_description"], "A cover");
     assert_eq!(card_json["language"], "en");
     assert_eq!(

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::types::chrono::{DateTime, Utc};
 
@@ -31,7 +31,8 @@ pub struct PreviewCard {
     pub blurhash: Option<String>,
     pub language: Option<String>,
     pub published_at: Option<String>,
-    /// Mastodon 4.3's fediverse authors; none known from page tags alone.
+    /// Mastodon 4.3's authors: as Mastodon, the one named by the page (`account` is set
+    /// only for a `fediverse:creator` tag, which is not read).
     pub authors: Vec<Value>,
 }
 
@@ -90,8 +91,8 @@ pub async fn load_cards(
                 title: r.title,
                 description: r.description,
                 kind: r.kind,
-                author_name: r.author_name,
-                author_url: r.author_url,
+                author_name: r.author_name.clone(),
+                author_url: r.author_url.clone(),
                 provider_name: r.provider_name,
                 provider_url: r.provider_url,
                 html: r.html,
@@ -103,7 +104,11 @@ pub async fn load_cards(
                 embed_url: r.embed_url,
                 language: r.language,
                 published_at: r.published_at.map(iso8601),
-                authors: Vec::new(),
+                authors: vec![json!({
+                    "name": r.author_name,
+                    "url": r.author_url,
+                    "account": null,
+                })],
             };
             (r.status_id, card)
         })
