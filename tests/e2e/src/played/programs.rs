@@ -179,6 +179,66 @@ pub fn seaweedfs(
     Program::start(&format!("seaweedfs {ip}"), dir, &weed_bin()?, &args)
 }
 
+/// A TLS terminator on `ip:port` in front of `to` (plain TCP), with `cert` and `key`: an
+/// HTTPS endpoint of an external service whose test stand-in speaks plain HTTP, as a load
+/// balancer would put it. Python's ssl module, so that the test needs no TLS server crate.
+pub fn tls_terminator(
+    dir: &Path,
+    ip: Ipv4Addr,
+    port: u16,
+    cert: &Path,
+    key: &Path,
+    to: SocketAddr,
+) -> anyhow::Result<Program> {
+    const SCRIPT: &str = r#"
+import socket, ssl, sys, threading
+ip, port, cert, key, to_host, to_port = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+listener = socket.create_server((ip, port))
+def pipe(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+def serve(conn):
+    try:
+        tls = ctx.wrap_socket(conn, server_side=True)
+    except (OSError, ssl.SSLError) as e:
+        print("handshake failed:", e, flush=True)
+        conn.close()
+        return
+    upstream = socket.create_connection((to_host, to_port))
+    threading.Thread(target=pipe, args=(tls, upstream), daemon=True).start()
+    pipe(upstream, tls)
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+    let args = [
+        "-c".to_string(),
+        SCRIPT.to_string(),
+        ip.to_string(),
+        port.to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+        to.ip().to_string(),
+        to.port().to_string(),
+    ];
+    Program::start(
+        &format!("TLS terminator {ip}:{port}"),
+        dir,
+        "python3",
+        &args,
+    )
+}
+
 /// The `weed` that scripts/services builds (FEDI_E2E_WEED overrides).
 fn weed_bin() -> anyhow::Result<String> {
     if let Ok(bin) = std::env::var("FEDI_E2E_WEED") {
