@@ -204,8 +204,7 @@ async fn build(state: &AppState, url: &url::Url) -> anyhow::Result<Option<i64>> 
         debug!(content_type = %essence, url = %url, "no link preview of a non-HTML page");
         return Ok(None);
     }
-    // A cut page may end inside a character: lossy decoding keeps the rest.
-    let html = String::from_utf8_lossy(&fetched.bytes);
+    let html = page::decode(&fetched.bytes, &fetched.content_type);
     let meta = page::meta(&html, &fetched.url);
     if meta.title.is_empty() {
         return Ok(None);

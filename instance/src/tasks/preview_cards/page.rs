@@ -110,6 +110,39 @@ pub fn first_link(content_html: &str, local: &str) -> Option<Url> {
     found
 }
 
+/// The page's text in the charset its `Content-Type` names, else the one a `<meta>` near
+/// its top declares, else UTF-8 (a browser's order, without its guessing). Malformed bytes,
+/// such as a character cut at the size limit, become U+FFFD.
+pub fn decode(bytes: &[u8], content_type: &str) -> String {
+    let from_header = content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"').to_string())
+    });
+    let declared = from_header.or_else(|| {
+        // The HTML spec's prescan looks at the first 1024 bytes; ASCII-compatible charsets
+        // keep the tags readable as Latin-1.
+        let head: String = bytes.iter().take(1024).map(|&b| b as char).collect();
+        let mut found = None;
+        tokenize(&head, |tag| {
+            if found.is_some() || &*tag.name != "meta" {
+                return;
+            }
+            found = attr(tag, "charset").map(str::to_string).or_else(|| {
+                let content = attr(tag, "content")?.to_ascii_lowercase();
+                let at = content.find("charset=")?;
+                Some(content[at + 8..].trim_matches(['"', '\'', ' ']).to_string())
+            });
+        });
+        found
+    });
+    let encoding = declared
+        .and_then(|label| encoding_rs::Encoding::for_label(label.trim().as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    encoding.decode_with_bom_removal(bytes).0.into_owned()
+}
+
 /// What a page says about itself.
 #[derive(Debug, Default, PartialEq)]
 pub struct Meta {
@@ -211,6 +244,29 @@ mod tests {
         let local = "<a href=\"http://127.0.0.1:8080/x\">x</a>";
         assert_eq!(first_link(local, "127.0.0.1:8080"), None);
         assert!(first_link(local, "127.0.0.1:9090").is_some());
+    }
+
+    #[test]
+    fn pages_are_read_in_their_declared_charset() {
+        // "Café" in ISO-8859-1 and in Shift_JIS ("日本" = 93fa 967b).
+        let latin = b"<meta charset=\"iso-8859-1\"><title>Caf\xe9</title>";
+        let url = Url::parse("https://a.example/").unwrap();
+        assert_eq!(meta(&decode(latin, "text/html"), &url).title, "Café");
+        let sjis = b"<title>\x93\xfa\x96\x7b</title>";
+        assert_eq!(
+            meta(&decode(sjis, "text/html; charset=Shift_JIS"), &url).title,
+            "日本"
+        );
+        let http_equiv =
+            b"<meta http-equiv=\"Content-Type\" content=\"text/html; charset=windows-1252\">\
+            <title>\x93quoted\x94</title>";
+        assert_eq!(
+            meta(&decode(http_equiv, "text/html"), &url).title,
+            "\u{201c}quoted\u{201d}"
+        );
+        // Undeclared: UTF-8, a character cut short replaced.
+        assert_eq!(decode("Café".as_bytes(), "text/html"), "Café");
+        assert_eq!(decode(b"Caf\xc3", "text/html"), "Caf\u{fffd}");
     }
 
     #[test]
