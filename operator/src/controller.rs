@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::migrations::{self, Migration, Phase};
 use crate::upgrade::{Admission, Fleet, Step};
 use crate::{Error, Result, dependencies, dereference, finalizer, status};
-use crate::{search_index, secret_rotation};
+use crate::{search_index, secret_rotation, volume_resize};
 
 /// How often an instance is reconciled without any change, to catch what watches miss.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -199,6 +199,7 @@ async fn pipeline(
         .into_iter()
         .partition(|c| c.resource.kind == "Deployment");
     for child in others {
+        volume_resize::prepare(ctx, fedi, namespace, &child).await?;
         apply_child(fedi, ctx, namespace, child).await?;
     }
     let mut wake = false;

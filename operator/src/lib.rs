@@ -26,6 +26,7 @@ pub mod status;
 pub mod teardown;
 pub mod telemetry;
 pub mod upgrade;
+pub mod volume_resize;
 
 /// Makes ring the process's TLS provider. The Kubernetes client takes the process default,
 /// and rustls has none as soon as a second crypto library is linked (aws-sdk-s3's default
@@ -61,6 +62,11 @@ pub enum Error {
     Random(#[from] keys::RandomError),
     #[error("cannot delete the media bucket ({reason}): {message}")]
     BucketCleanup { reason: String, message: String },
+    #[error("{message}")]
+    VolumeResize {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Error {
@@ -74,6 +80,7 @@ impl Error {
             Error::Random(_) => "random",
             Error::GatewayApiMissing => "gateway_api_missing",
             Error::BucketCleanup { .. } => "bucket_cleanup",
+            Error::VolumeResize { .. } => "volume_resize",
         }
     }
 
@@ -88,6 +95,7 @@ impl Error {
             Error::SecretKeyMissing { .. } => "SecretKeyMissing",
             Error::GatewayApiMissing => "GatewayAPINotInstalled",
             Error::BucketCleanup { .. } => "BucketDeletionFailed",
+            Error::VolumeResize { reason, .. } => reason,
         }
     }
 
@@ -100,6 +108,7 @@ impl Error {
                 | Error::SecretKeyMissing { .. }
                 | Error::Build(_)
                 | Error::GatewayApiMissing
+                | Error::VolumeResize { .. }
         )
     }
 }
