@@ -25,7 +25,20 @@ pub async fn observe(scope: &Scope<'_>) -> (Readiness, Vec<Action>) {
             .map(str::trim)
             .filter(|u| !u.is_empty())
             .collect();
-        return (external_readiness(external.mode, &urls).await, Vec::new());
+        let mut readiness = external_readiness(external.mode, &urls).await;
+        if !readiness.ready {
+            // Where to fix it: the URLs (and any password) are in the user's Secret.
+            let stop = if readiness.message.ends_with('.') {
+                ""
+            } else {
+                "."
+            };
+            readiness.message.push_str(&format!(
+                "{stop} The URL is key {} of Secret {}.",
+                r.key, r.name
+            ));
+        }
+        return (readiness, Vec::new());
     }
     let managed = spec.managed.clone().unwrap_or_default();
     managed_readiness(scope, &managed).await

@@ -259,6 +259,10 @@ async fn a_wrong_redis_password_holds_the_rollout_until_fixed() {
         "{message}"
     );
     assert!(message.contains("password"), "says what to fix: {message}");
+    assert!(
+        message.contains("Secret test-redis"),
+        "says where: {message}"
+    );
     assert!(!message.contains("gate-redis"), "no password: {message}");
     let generation = new_version_is_held_back(&ns, &api, "RedisReady").await;
     set_secret(&ns, "test-redis", json!({"url": right})).await;
@@ -348,6 +352,16 @@ async fn a_redis_cluster_in_state_fail_holds_the_rollout_until_it_recovers() {
         &[&cluster[..], &["--cluster-config-file", &conf_b]].concat(),
     );
     b.ready(None).await;
+    a.cluster_ok().await;
+    b.cluster_ok().await;
+    // The operator re-checks a waiting dependency on a change or at its resync (5 min):
+    // a change to the Secret stands for the next of either.
+    merge_patch(
+        &ns.api::<Secret>(),
+        "test-redis",
+        json!({"metadata": {"annotations": {"e2e.fedi.dev/touched": "1"}}}),
+    )
+    .await;
     rolls_out_after_recovery(&ns, &api, "RedisReady", generation).await;
     drop((a, b));
     let _ = std::fs::remove_dir_all(&dir);
