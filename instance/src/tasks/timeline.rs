@@ -143,6 +143,8 @@ struct Facts {
     local: bool,
     media: bool,
     tags: Vec<String>,
+    /// Its author is silenced by the instance's domain blocks.
+    silenced: bool,
 }
 
 impl Facts {
@@ -158,7 +160,8 @@ impl Facts {
     /// only; replies to others stay out of the public streams, not out of the hashtag ones.
     fn public_channels(&self) -> Vec<String> {
         use channel::Scope;
-        if self.visibility != "public" || self.reblog_of_id.is_some() {
+        // Mastodon broadcasts nothing of a silenced account to the public streams.
+        if self.visibility != "public" || self.reblog_of_id.is_some() || self.silenced {
             return Vec::new();
         }
         let mut channels = Vec::new();
@@ -195,7 +198,8 @@ async fn facts(state: &AppState, id: i64) -> Result<Option<Facts>, sqlx::Error> 
                 a.domain IS NULL AS local, \
                 cardinality(s.ordered_media_attachment_ids) > 0 AS media, \
                 ARRAY(SELECT lower(t.name) FROM statuses_tags st JOIN tags t ON t.id = st.tag_id \
-                      WHERE st.status_id = s.id ORDER BY 1) AS tags \
+                      WHERE st.status_id = s.id ORDER BY 1) AS tags, \
+                a.silenced_at IS NOT NULL AS silenced \
          FROM statuses s JOIN accounts a ON a.id = s.account_id WHERE s.id = $1",
     )
     .bind(id)
@@ -543,7 +547,17 @@ mod tests {
             local: true,
             media: false,
             tags: vec!["rust".into()],
+            silenced: false,
         }
+    }
+
+    #[test]
+    fn silenced_accounts_reach_no_public_stream() {
+        let silenced = Facts {
+            silenced: true,
+            ..facts("public")
+        };
+        assert!(silenced.public_channels().is_empty());
     }
 
     #[test]
