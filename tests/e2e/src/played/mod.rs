@@ -62,6 +62,7 @@ pub async fn is_local_control_plane(client: &Client) -> bool {
 
 /// A pod the test plays: the labels Services select it by, and where its program listens.
 struct PlayedPod {
+    namespace: String,
     labels: BTreeMap<String, String>,
     ip: Ipv4Addr,
 }
@@ -70,13 +71,14 @@ struct PlayedPod {
 struct State {
     programs: Vec<Program>,
     pods: Vec<PlayedPod>,
-    /// StatefulSets whose pods are played (or need no program): their claims may bind.
+    /// StatefulSets (`namespace/name`) whose pods are played (or need no program): their
+    /// claims may bind.
     ready_sets: BTreeSet<String>,
     started_sets: BTreeSet<String>,
     volumes: volumes::Volumes,
 }
 
-/// Plays the missing parts for one namespace until dropped (then stops every program and
+/// Plays the missing parts for some namespaces until dropped (then stops every program and
 /// deletes the PersistentVolumes it made).
 pub struct PlayedCluster {
     pub hosts: Arc<HostsFile>,
@@ -86,14 +88,14 @@ pub struct PlayedCluster {
 }
 
 impl PlayedCluster {
-    /// Starts playing for `namespace`, with its files (hosts file, data, logs) under `dir`.
-    pub fn start(client: &Client, namespace: &str, dir: &Path) -> Self {
+    /// Starts playing for `namespaces`, with its files (hosts file, data, logs) under `dir`.
+    pub fn start(client: &Client, namespaces: &[String], dir: &Path) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let hosts = Arc::new(HostsFile::create(dir.join("hosts")).expect("a hosts file"));
         let state = Arc::new(Mutex::new(State::default()));
         let task = tokio::spawn(run(
             client.clone(),
-            namespace.to_string(),
+            namespaces.to_vec(),
             dir.to_path_buf(),
             hosts.clone(),
             state.clone(),
@@ -111,12 +113,13 @@ impl PlayedCluster {
         self.state.lock().unwrap().programs.push(program);
     }
 
-    /// Addresses of the played pods of StatefulSet `name`, by pod index.
-    pub fn pod_ips(&self, name: &str) -> Vec<Ipv4Addr> {
+    /// Addresses of the played pods of StatefulSet `name` in `ns`, by pod index.
+    pub fn pod_ips(&self, ns: &str, name: &str) -> Vec<Ipv4Addr> {
         let state = self.state.lock().unwrap();
         let mut pods: Vec<(u32, Ipv4Addr)> = state
             .pods
             .iter()
+            .filter(|p| p.namespace == ns)
             .filter_map(|p| {
                 let pod = p.labels.get("statefulset.kubernetes.io/pod-name")?;
                 let index = pod.strip_prefix(name)?.strip_prefix('-')?.parse().ok()?;
@@ -139,14 +142,16 @@ impl Drop for PlayedCluster {
 
 async fn run(
     client: Client,
-    ns: String,
+    namespaces: Vec<String>,
     dir: PathBuf,
     hosts: Arc<HostsFile>,
     state: Arc<Mutex<State>>,
 ) {
     loop {
-        if let Err(e) = step(&client, &ns, &dir, &hosts, &state).await {
-            eprintln!("played cluster ({ns}): {e:#}");
+        for ns in &namespaces {
+            if let Err(e) = step(&client, ns, &dir.join(ns), &hosts, &state).await {
+                eprintln!("played cluster ({ns}): {e:#}");
+            }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -165,7 +170,7 @@ async fn step(
         .list(&ListParams::default())
         .await?;
     for sts in &sets.items {
-        let name = sts.name_any();
+        let name = format!("{ns}/{}", sts.name_any());
         if state.lock().unwrap().started_sets.contains(&name) {
             continue;
         }
@@ -187,13 +192,17 @@ async fn step(
     // A pod is Ready once its program answers, as its readiness probe would have it.
     let waiting: Vec<String> = {
         let s = state.lock().unwrap();
-        s.started_sets.difference(&s.ready_sets).cloned().collect()
+        s.started_sets
+            .difference(&s.ready_sets)
+            .filter_map(|k| k.strip_prefix(&format!("{ns}/")).map(String::from))
+            .collect()
     };
     for name in waiting {
         let ips = {
             let s = state.lock().unwrap();
             s.pods
                 .iter()
+                .filter(|p| p.namespace == ns)
                 .filter(|p| {
                     p.labels
                         .get("statefulset.kubernetes.io/pod-name")
@@ -220,10 +229,20 @@ async fn step(
             _ => true,
         };
         if answering {
-            state.lock().unwrap().ready_sets.insert(name);
+            state
+                .lock()
+                .unwrap()
+                .ready_sets
+                .insert(format!("{ns}/{name}"));
         }
     }
-    let ready = state.lock().unwrap().ready_sets.clone();
+    let ready: BTreeSet<String> = {
+        let s = state.lock().unwrap();
+        s.ready_sets
+            .iter()
+            .filter_map(|k| k.strip_prefix(&format!("{ns}/")).map(String::from))
+            .collect()
+    };
     let mut volumes = std::mem::take(&mut state.lock().unwrap().volumes);
     let bound = volumes.bind_pending(client, ns, &ready).await;
     state.lock().unwrap().volumes = volumes;
@@ -342,6 +361,7 @@ async fn play_redis(
         let mut s = state.lock().unwrap();
         s.programs.push(program);
         s.pods.push(PlayedPod {
+            namespace: ns.to_string(),
             labels: pod_labels(sts, index),
             ip,
         });
@@ -374,6 +394,7 @@ async fn play_seaweedfs(
     let mut s = state.lock().unwrap();
     s.programs.push(program);
     s.pods.push(PlayedPod {
+        namespace: ns.to_string(),
         labels: pod_labels(sts, 0),
         ip,
     });
@@ -402,6 +423,7 @@ async fn name_services(
         let mut pods: Vec<&PlayedPod> = state
             .pods
             .iter()
+            .filter(|p| p.namespace == ns)
             .filter(|p| selector.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
             .collect();
         pods.sort_by_key(|p| p.labels.get("statefulset.kubernetes.io/pod-name").cloned());
