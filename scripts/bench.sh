@@ -56,6 +56,8 @@ cleanup() {
     for pid in "${role_pids[@]}"; do wait "$pid" 2>/dev/null; done
     if [[ -n "$bench_db" ]]; then
         psql "$FEDI_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
+        # Feeds and the jobs the worker had not reached yet.
+        redis-cli -u "$FEDI_REDIS_URL" FLUSHDB >/dev/null
     fi
     [[ "$started_services" == 1 ]] && scripts/services/down.sh >/dev/null
     phase_report
