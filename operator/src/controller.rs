@@ -34,6 +34,9 @@ use crate::{search_index, secret_rotation, volume_resize};
 
 /// How often an instance is reconciled without any change, to catch what watches miss.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How often a dependency that is not ready is probed again: an external Redis or search
+/// cluster heals without any Kubernetes object changing, so no watch would tell.
+const DEPENDENCY_RETRY: Duration = Duration::from_secs(30);
 /// How long events about one instance are gathered into a single reconcile.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Label on every child; owned-object watches select on it to keep the cache small.
@@ -146,6 +149,7 @@ pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Act
             // Nothing of its own changes when a slot frees up: a queued instance asks again.
             Ok(Action::requeue(match step {
                 Step::Queued(_) => crate::upgrade::QUEUED_RETRY,
+                Step::WaitingForDependencies => DEPENDENCY_RETRY,
                 _ => RESYNC,
             }))
         }
@@ -430,11 +434,11 @@ async fn reindex(
         ctx.child_changed(fedi, "Created", resource, namespace, &applied.child.name())
             .await;
     }
-    let failed_before = fedi
-        .condition(status::SEARCH_INDEXED)
-        .is_some_and(|c| c.reason == "ReindexFailed");
-    if let search_index::Reindex::Failed { message, .. } = &reindex
-        && !failed_before
+    if let search_index::Reindex::Failed {
+        message,
+        first_report: true,
+        ..
+    } = &reindex
     {
         ctx.event(
             fedi,

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, DynamicObject, PropagationPolicy};
-use kube::{Api, Client};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
+use kube::{Api, Client, ResourceExt};
 
 use crate::build::{self, Defaults, search_index_job};
 use crate::crd::FediInstance;
@@ -38,8 +38,14 @@ pub enum Reindex {
     Failed {
         job: String,
         message: String,
+        /// True for the one reconcile that marked the Job as reported: the failure's Event
+        /// goes out then, however stale the cached instance the next reconciles read.
+        first_report: bool,
     },
 }
+
+/// On a failed reindex Job once its failure has been announced, so that it is announced once.
+const REPORTED_ANNOTATION: &str = "fedi.dev/failure-reported";
 
 /// Runs (or follows) the reindex Job for the image the spec asks for, once `migrated` (its
 /// pre-deployment migrations are done). Returns its outcome and the Job when just created.
@@ -77,7 +83,13 @@ pub async fn ensure(
     let resource = job.resource.clone();
     let (live, created) = follow(client, namespace, job).await?;
     let mut state = verdict(&live, name.clone(), image);
-    if let Reindex::Failed { message, .. } = &mut state {
+    if let Reindex::Failed {
+        message,
+        first_report,
+        ..
+    } = &mut state
+    {
+        *first_report = claim_report(client, namespace, &resource, &live).await;
         if let Some(log) =
             last_log_lines(client, namespace, &name, search_index_job::CONTAINER).await?
         {
@@ -99,6 +111,37 @@ pub async fn ensure(
         }
     }
     Ok((state, created))
+}
+
+/// Marks the failed Job as reported; true when this call did it. The mark lives on the Job,
+/// read fresh from the API server, because the condition in the instance's status can be
+/// stale when reconciles follow each other closely (the cache lags the status write).
+async fn claim_report(
+    client: &Client,
+    namespace: &str,
+    resource: &ApiResource,
+    live: &DynamicObject,
+) -> bool {
+    if live.annotations().contains_key(REPORTED_ANNOTATION) {
+        return false;
+    }
+    let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
+    let mark = serde_json::json!({"metadata": {
+        "annotations": {REPORTED_ANNOTATION: "true"},
+        // The write fails if another reconcile marked it first.
+        "resourceVersion": live.resource_version(),
+    }});
+    let name = live.name_any();
+    match jobs
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&mark))
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(job = name, error = %e, "reindex failure already reported or not markable");
+            false
+        }
+    }
 }
 
 /// What `status.searchIndexedImage` records: the image and the prefix of the indexes it
@@ -139,7 +182,11 @@ fn verdict(job: &DynamicObject, name: String, image: String) -> Reindex {
              failing; deleting the Job retries now.",
             RETRY_AFTER.as_secs() / 60
         );
-        return Reindex::Failed { job: name, message };
+        return Reindex::Failed {
+            job: name,
+            message,
+            first_report: false,
+        };
     }
     Reindex::Running { job: name, image }
 }

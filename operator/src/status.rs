@@ -552,6 +552,7 @@ mod tests {
             &Reindex::Failed {
                 job: "j2".into(),
                 message: "Job j2 failed".into(),
+                first_report: true,
             },
             Timestamp::UNIX_EPOCH,
         );

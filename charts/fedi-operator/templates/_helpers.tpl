@@ -38,7 +38,8 @@ ClusterRole (every namespace) or by one Role per watched namespace.
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The schema migration Jobs of each server version (pre before the rollout, post after
 # it) and the search reindex Job; watched for their outcome, removed with the instance
-# (TTL cleans up old ones). A failed reindex Job is deleted to run it again later.
+# (TTL cleans up old ones). A failed reindex Job is marked once its failure is reported
+# (an annotation), and deleted to run it again later.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]

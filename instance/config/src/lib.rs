@@ -8,6 +8,7 @@
 mod federation;
 mod rate_limits;
 mod secret;
+pub mod tls;
 mod values;
 
 pub mod vars;

@@ -48,9 +48,13 @@ pub enum Body {
 impl SearchClient {
     pub fn new(config: &SearchConfig) -> anyhow::Result<Self> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
+        let (roots, errors) = fedi_config::tls::service_roots();
+        for e in errors {
+            tracing::warn!(
+                error = e,
+                "part of the system's certificate store is unusable"
+            );
+        }
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)

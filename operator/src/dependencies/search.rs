@@ -72,9 +72,13 @@ async fn banner(
     credentials: Option<&(String, String, String)>,
 ) -> Result<(StatusCode, Bytes), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
+    let (roots, errors) = fedi_config::tls::service_roots();
+    for e in errors {
+        tracing::debug!(
+            error = e,
+            "part of the system's certificate store is unusable"
+        );
+    }
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

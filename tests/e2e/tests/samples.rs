@@ -9,9 +9,8 @@
 //! with a certificate of the test's own CA, which only the operator process trusts) by
 //! SeaweedFS, the external PostgreSQL by the test services' one behind a TCP forwarder,
 //! the external OpenSearch (HTTPS) by the test services' one behind a TLS terminator, the
-//! external Redis Cluster by the test services' cluster. One exception: the operator trusts
-//! only the public web PKI for OpenSearch, so external-services.yaml's instance is awaited
-//! with SearchReady failing on the certificate's issuer alone (see UNTRUSTED_SEARCH).
+//! external Redis Cluster by the test services' cluster. The test CA reaches the operator
+//! as a private CA reaches users' operators: through the system store (`SSL_CERT_FILE`).
 //!
 //! On a real cluster (E2E_KUBECONFIG) nothing is played: the samples whose services live in
 //! the cluster are awaited on its real pods, provided the operator (a process on this host)
@@ -44,11 +43,6 @@ const EXTERNAL_SAMPLES: [&str; 3] = [
 ];
 /// The external OpenSearch of external-services.yaml (`https://search.example.net:9200`).
 const SEARCH_HOST: &str = "search.example.net";
-/// The instance of external-services.yaml. The operator (like the server) trusts only the
-/// public web PKI's roots (webpki-roots) for OpenSearch, which no played endpoint can chain
-/// to: it is awaited with everything Ready but SearchReady, which must fail on the
-/// certificate's issuer alone, proving the played endpoint was reached.
-const UNTRUSTED_SEARCH: &str = "social";
 
 /// Every FediInstance of `config/samples/`, with the file it comes from.
 fn all_samples() -> Vec<(String, FediInstance)> {
@@ -345,15 +339,9 @@ async fn every_sample_reaches_ready_as_users_apply_it() {
         let api = namespaces[file].api::<FediInstance>();
         let name = fedi.name_any();
         let what = format!("{file}: {name} Ready");
-        if name == UNTRUSTED_SEARCH {
-            await_instance(&api, &name, TIMEOUT, &what, ready_but_untrusted_search)
-                .await
-                .unwrap();
-        } else {
-            await_instance(&api, &name, TIMEOUT, &what, ready_at(1))
-                .await
-                .unwrap();
-        }
+        await_instance(&api, &name, TIMEOUT, &what, ready_at(1))
+            .await
+            .unwrap();
     }
     eprintln!(
         "{} instances of {} samples Ready after {:?}",
@@ -371,9 +359,7 @@ async fn every_sample_reaches_ready_as_users_apply_it() {
             .unwrap();
         for t in ["DatabaseReady", "RedisReady", "StorageReady", "SearchReady"] {
             let c = f.condition(t).unwrap();
-            if !(f.name_any() == UNTRUSTED_SEARCH && t == "SearchReady") {
-                assert_eq!(c.status, "True", "{file}: {t} {c:?}");
-            }
+            assert_eq!(c.status, "True", "{file}: {t} {c:?}");
             reasons.insert((f.name_any(), t), c.reason.clone());
         }
     }
@@ -381,6 +367,8 @@ async fn every_sample_reaches_ready_as_users_apply_it() {
     // The played services are really used: the external ones through the played DNS...
     assert_eq!(reason("social", "DatabaseReady"), "Reachable");
     assert_eq!(reason("social", "RedisReady"), "ClusterOk");
+    // Over HTTPS with a certificate of a private CA, trusted through the system store.
+    assert_eq!(reason("social", "SearchReady"), "Reachable");
     assert_eq!(reason("cafe", "RedisReady"), "Ready");
     for name in ["prod", "social", "cafe"] {
         assert_eq!(reason(name, "StorageReady"), "BucketReady", "{name}");
@@ -419,21 +407,6 @@ async fn every_sample_reaches_ready_as_users_apply_it() {
     }
     drop(played);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Every dependency Ready but an external OpenSearch whose certificate only the issuer keeps
-/// from being trusted (see UNTRUSTED_SEARCH).
-fn ready_but_untrusted_search(f: &FediInstance) -> bool {
-    let ready = |t: &str| f.condition(t).is_some_and(|c| c.status == "True");
-    let search = f.condition("SearchReady");
-    ["DatabaseReady", "RedisReady", "StorageReady"]
-        .iter()
-        .all(|t| ready(t))
-        && search.is_some_and(|c| {
-            c.status == "False"
-                && c.reason == "SearchUnreachable"
-                && c.message.contains("UnknownIssuer")
-        })
 }
 
 /// The managed Redis Cluster of `name`: 3 shards holding every slot, a replica each.
