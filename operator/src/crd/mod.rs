@@ -187,9 +187,10 @@ pub struct FediInstanceStatus {
     /// ran it: the upgrade to it is finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_migrated_image: Option<String>,
-    /// The server image whose search index migration (`fedi-server admin search migrate`)
-    /// has completed. It runs once per image when search is configured and reindexes only
-    /// when the image's index mappings changed.
+    /// The server image and index prefix whose search index migration (`fedi-server admin
+    /// search migrate`) has completed, as `<image> (index prefix <prefix>)`. It runs once
+    /// per image and prefix when search is configured, and reindexes only when the image's
+    /// index mappings changed or the prefix did (new indexes start empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_indexed_image: Option<String>,
     /// The value of the `fedi.dev/rotate-secrets` annotation last handled: a different one
