@@ -1,7 +1,8 @@
 //! Events for the streaming API. The role that causes an event (the api for notifications,
 //! the worker's fan-out for new and deleted statuses) publishes it on Redis pub/sub; every
 //! streamer replica relays the channels its clients subscribed to. Channel names and the
-//! message shape are Mastodon's, so that the two sides agree without sharing anything else:
+//! message shape are Mastodon's, so that the two sides agree without sharing anything else
+//! (on Redis each channel carries the instance's prefix, see `redis_keys`):
 //!
 //! - `timeline:<account id>`: that account's home stream (`update`, `delete`,
 //!   `status.update`, `filters_changed`);
@@ -128,7 +129,7 @@ pub mod channel {
         format!("timeline:access_token:{token_id}")
     }
 
-    /// `subscribed:<channel>`: a key the streamer keeps alive (18 minutes, refreshed every
+    /// `subscribed:<channel>` (within the namespace, as every key): a key the streamer keeps alive (18 minutes, refreshed every
     /// 6, as Mastodon's) while a client listens to `channel`, so that a publisher may skip
     /// rendering events nobody can receive. Absent means "nobody listening right now".
     pub fn subscribed_key(channel: &str) -> String {
@@ -154,11 +155,13 @@ pub mod channel {
     }
 }
 
-/// Publishes `event` on `channel`: `PUBLISH` on a standalone server; `SPUBLISH` on a
+/// Publishes `event` on `channel` (a name from [`channel`]), within the instance's
+/// namespace (see `redis_keys`): `PUBLISH` on a standalone server; `SPUBLISH` on a
 /// cluster, where the channel is sharded (see `streaming::pubsub`), so that the message
 /// reaches the nodes of its slot's shard only instead of being broadcast to every node.
 pub async fn publish(state: &AppState, channel: &str, event: &Event) -> redis::RedisResult<()> {
     let message = serde_json::to_string(event).expect("event serializes");
+    let channel = &state.redis.keys().channel(channel);
     if let Redis::Cluster { .. } = &*state.redis {
         let cluster = legacy::Cluster::of(state);
         if !legacy::known(cluster) {

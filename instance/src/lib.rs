@@ -10,6 +10,7 @@ pub mod federation;
 pub mod jobs;
 pub mod media;
 pub mod migrate;
+pub mod redis_keys;
 pub mod search;
 mod shutdown;
 pub mod state;

@@ -11,6 +11,7 @@ use redis::cluster_async::ClusterConnection;
 use tokio::sync::OnceCell;
 
 use crate::db::Database;
+use crate::redis_keys::Namespace;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -84,10 +85,12 @@ pub enum Redis {
     Standalone {
         client: redis::Client,
         conn: OnceCell<ConnectionManager>,
+        keys: Namespace,
     },
     Cluster {
         client: ClusterClient,
         conn: OnceCell<ClusterConnection>,
+        keys: Namespace,
     },
 }
 
@@ -105,27 +108,36 @@ impl Redis {
                 Self::Standalone {
                     client: redis::Client::open(url).map_err(invalid_url)?,
                     conn: OnceCell::new(),
+                    keys: Namespace::new(&config.domain),
                 }
             }
             RedisMode::Cluster => Self::Cluster {
                 client: ClusterClient::new(urls).map_err(invalid_url)?,
                 conn: OnceCell::new(),
+                keys: Namespace::new(&config.domain),
             },
         })
+    }
+
+    /// This instance's namespace: every key and channel goes through it.
+    pub fn keys(&self) -> &Namespace {
+        match self {
+            Redis::Standalone { keys, .. } | Redis::Cluster { keys, .. } => keys,
+        }
     }
 
     /// Runs one single-key command (so a cluster routes it by that key; a script's keys must
     /// share a hash slot), connecting first if needed.
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
         match self {
-            Redis::Standalone { client, conn } => {
+            Redis::Standalone { client, conn, .. } => {
                 let mut c = conn
                     .get_or_try_init(|| ConnectionManager::new(client.clone()))
                     .await?
                     .clone();
                 cmd.query_async(&mut c).await
             }
-            Redis::Cluster { client, conn } => {
+            Redis::Cluster { client, conn, .. } => {
                 let mut c = conn
                     .get_or_try_init(|| client.get_async_connection())
                     .await?
@@ -276,14 +288,14 @@ impl Redis {
     pub async fn ping(&self) -> redis::RedisResult<()> {
         let cmd = redis::cmd("PING");
         match self {
-            Redis::Standalone { client, conn } => {
+            Redis::Standalone { client, conn, .. } => {
                 let mut c = conn
                     .get_or_try_init(|| ConnectionManager::new(client.clone()))
                     .await?
                     .clone();
                 cmd.query_async::<String>(&mut c).await.map(drop)
             }
-            Redis::Cluster { client, conn } => {
+            Redis::Cluster { client, conn, .. } => {
                 let mut c = conn
                     .get_or_try_init(|| client.get_async_connection())
                     .await?

@@ -12,6 +12,7 @@ use reqwest::header;
 use serde_json::Value;
 
 struct Api {
+    keys: fedi_server::redis_keys::Namespace,
     server: Server,
     _worker: Server,
     db: String,
@@ -32,6 +33,7 @@ impl Api {
         let (server, db) = api_on_fresh_database(&env).await;
         let worker = start_worker(&db, &service_env("FEDI_TEST_REDIS_URL"), &env);
         Self {
+            keys: fedi_server::redis_keys::Namespace::new(&domain),
             server,
             _worker: worker,
             db,
@@ -337,7 +339,7 @@ async fn each_recipient_gets_a_conversation_event_on_their_direct_stream() {
     let api = Api::start().await;
     let alice = api.user_with("alice", "read write").await;
     let bob = api.user_with("bob", "read write").await;
-    let channel = format!("timeline:direct:{}", bob.id);
+    let channel = api.keys.channel(&format!("timeline:direct:{}", bob.id));
 
     // A plain subscriber on the test Redis, as the streamer is.
     let client = redis::Client::open(service_env("FEDI_TEST_REDIS_URL")).unwrap();

@@ -220,7 +220,7 @@ impl Client {
         )
         .await
         .expect("the user stream opens");
-        let state = support::app_state(&instance.db, &instance.redis, false);
+        let state = support::app_state_of(&instance.domain, &instance.db, &instance.redis, false);
         until_subscribed(
             &mut ws,
             &state,

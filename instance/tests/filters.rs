@@ -446,7 +446,8 @@ async fn statuses_carry_the_viewers_filter_results() {
 async fn changes_send_filters_changed_on_the_owners_stream() {
     let api = Api::start().await;
     let alice = api.user_with("alice", "read write").await;
-    let channel = format!("timeline:{}", alice.id);
+    let channel = fedi_server::redis_keys::Namespace::new("test.example")
+        .channel(&format!("timeline:{}", alice.id));
     let client = redis::Client::open(service_env("FEDI_TEST_REDIS_URL")).unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();

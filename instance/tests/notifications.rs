@@ -516,7 +516,8 @@ async fn new_notifications_reach_the_streamer() {
     let api = Api::start().await;
     let alice = api.user("alice").await;
     let bob = api.user("bob").await;
-    let channel = format!("timeline:{}:notifications", alice.id);
+    let channel = fedi_server::redis_keys::Namespace::new("test.example")
+        .channel(&format!("timeline:{}:notifications", alice.id));
 
     // A plain subscriber on the test Redis, as the streamer is.
     let client = redis::Client::open(service_env("FEDI_TEST_REDIS_URL")).unwrap();

@@ -334,7 +334,10 @@ async fn a_posted_link_gets_its_card_and_a_status_update_event() {
     let client = redis::Client::open(redis.as_str()).unwrap();
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     pubsub
-        .subscribe(format!("timeline:{account}"))
+        .subscribe(
+            fedi_server::redis_keys::Namespace::new(&domain)
+                .channel(&format!("timeline:{account}")),
+        )
         .await
         .unwrap();
     let mut messages = pubsub.into_on_message();

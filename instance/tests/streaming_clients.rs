@@ -62,7 +62,7 @@ async fn mastodon_py_receives_updates_and_notifications_through_two_streamers() 
     let _worker = start_worker(&db, &redis, &env);
     let one = start_streamer(&db, &redis, &env).await;
     let two = start_streamer(&db, &redis, &env).await;
-    let state = app_state(&db, &redis, false);
+    let state = support::app_state_of(&domain, &db, &redis, false);
 
     let (alice, alice_user) = create_user(&db, "alice", "correct horse battery").await;
     let alice_token = issue_token(&db, Some(alice_user), "read write follow").await;

@@ -107,8 +107,14 @@ async fn cluster_ok(url: &str) -> bool {
         .is_ok_and(|info| info.lines().any(|l| l.trim() == "cluster_state:ok"))
 }
 
-async fn key_slot(url: &str, key: &str) -> u16 {
-    query(url, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+/// The channel on Redis of a stream channel: the streamers here are `test.example`'s.
+fn on_redis(ch: &str) -> String {
+    fedi_server::redis_keys::Namespace::new("test.example").channel(ch)
+}
+
+/// The slot of the stream channel `ch` (as on Redis).
+async fn key_slot(url: &str, ch: &str) -> u16 {
+    query(url, redis::cmd("CLUSTER").arg("KEYSLOT").arg(on_redis(ch)))
         .await
         .unwrap()
 }
@@ -134,26 +140,33 @@ async fn tag_per_master(url: &str, nodes: &[NodeLine]) -> Vec<(u16, String, Stri
     found.into_iter().map(|(p, (t, c))| (p, t, c)).collect()
 }
 
-/// `PUBSUB SHARDCHANNELS` of one node: the shard channels someone subscribed there.
+/// `PUBSUB SHARDCHANNELS` of one node: the stream channels (of `test.example`) someone
+/// subscribed there as shard channels.
 async fn shard_channels(url: &str) -> BTreeSet<String> {
+    let ns = fedi_server::redis_keys::Namespace::new("test.example");
     query::<Vec<String>>(url, redis::cmd("PUBSUB").arg("SHARDCHANNELS"))
         .await
         .unwrap()
-        .into_iter()
+        .iter()
+        .filter_map(|c| ns.channel_name(c).map(String::from))
         .collect()
 }
 
 async fn numsub(url: &str, ch: &str) -> i64 {
-    let reply: Vec<(String, i64)> = query(url, redis::cmd("PUBSUB").arg("NUMSUB").arg(ch))
-        .await
-        .unwrap();
+    let reply: Vec<(String, i64)> =
+        query(url, redis::cmd("PUBSUB").arg("NUMSUB").arg(on_redis(ch)))
+            .await
+            .unwrap();
     reply[0].1
 }
 
 async fn shard_numsub(url: &str, ch: &str) -> i64 {
-    let reply: Vec<(String, i64)> = query(url, redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(ch))
-        .await
-        .unwrap();
+    let reply: Vec<(String, i64)> = query(
+        url,
+        redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(on_redis(ch)),
+    )
+    .await
+    .unwrap();
     reply[0].1
 }
 

@@ -20,6 +20,7 @@ async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
     let redis_url = service_env("FEDI_TEST_REDIS_URL");
     let domain = unique_domain();
     let env = [("FEDI_DOMAIN", domain.as_str())];
+    let keys = fedi_server::redis_keys::Namespace::new(&domain);
     let api = start_api_with(&db, &redis_url, &env).await;
     let _worker = start_worker(&db, &redis_url, &env);
     let (author, author_user) = create_user(&db, "author", "a long password 123").await;
@@ -47,7 +48,7 @@ async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
     let mut pipe = redis::pipe();
     for f in &followers {
         pipe.cmd("ZADD")
-            .arg(format!("feed:home:{{{f}}}"))
+            .arg(keys.key(&format!("feed:home:{{{f}}}")))
             .arg(0)
             .arg(0)
             .ignore();
@@ -55,7 +56,7 @@ async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
     pipe.query_async::<()>(&mut c).await.unwrap();
 
     let mut pubsub = client.get_async_pubsub().await.unwrap();
-    pubsub.psubscribe("timeline:*").await.unwrap();
+    pubsub.psubscribe(keys.channel("timeline:*")).await.unwrap();
     let mut messages = pubsub.into_on_message();
 
     let started = Instant::now();
@@ -72,7 +73,10 @@ async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
     let status: serde_json::Value = resp.json().await.unwrap();
     let id = status["id"].as_str().unwrap().to_string();
 
-    let wanted: HashSet<String> = followers.iter().map(|f| format!("timeline:{f}")).collect();
+    let wanted: HashSet<String> = followers
+        .iter()
+        .map(|f| keys.channel(&format!("timeline:{f}")))
+        .collect();
     let mut seen = HashSet::new();
     let mut first = None;
     let deadline = Duration::from_secs(60);
@@ -96,7 +100,7 @@ async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
     let mut pipe = redis::pipe();
     for f in &followers {
         pipe.cmd("ZSCORE")
-            .arg(format!("feed:home:{{{f}}}"))
+            .arg(keys.key(&format!("feed:home:{{{f}}}")))
             .arg(&id);
     }
     let scores: Vec<Option<f64>> = pipe.query_async(&mut c).await.unwrap();
@@ -108,7 +112,7 @@ async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
     );
     for f in &followers {
         let _: () = redis::cmd("DEL")
-            .arg(format!("feed:home:{{{f}}}"))
+            .arg(keys.key(&format!("feed:home:{{{f}}}")))
             .query_async(&mut c)
             .await
             .unwrap();

@@ -14,6 +14,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use fedi_server::redis_keys::Namespace;
 use futures::StreamExt;
 use reqwest::header;
 use serde_json::Value;
@@ -53,6 +54,9 @@ impl Probe {
 }
 
 struct Env {
+    /// The server's namespace on Redis.
+    keys: Namespace,
+    domain: String,
     api: Server,
     _worker: Server,
     db: String,
@@ -89,6 +93,8 @@ impl Env {
         let redis_urls: Vec<String> = redis.split(',').map(str::to_owned).collect();
         let probe = Probe::new(&redis_urls).await;
         let mut env = Self {
+            keys: Namespace::new(&domain),
+            domain: domain.clone(),
             api,
             _worker: worker,
             db,
@@ -171,7 +177,7 @@ impl Env {
     /// The feed's entries as Redis holds them, without the built marker.
     async fn feed(&self, user: &User) -> Vec<i64> {
         let cmd = redis::cmd("ZRANGE")
-            .arg(format!("feed:home:{{{}}}", user.id))
+            .arg(self.keys.key(&format!("feed:home:{{{}}}", user.id)))
             .arg(0)
             .arg(-1)
             .clone();
@@ -182,7 +188,10 @@ impl Env {
 
     async fn extra_reblogs(&self, user: &User, original: i64) -> Vec<i64> {
         let cmd = redis::cmd("SMEMBERS")
-            .arg(format!("feed:home:{{{}}}:reblogs:{original}", user.id))
+            .arg(
+                self.keys
+                    .key(&format!("feed:home:{{{}}}:reblogs:{original}", user.id)),
+            )
             .clone();
         self.probe.ids(&cmd).await
     }
@@ -217,12 +226,14 @@ fn ids(list: &Value) -> Vec<i64> {
 struct Events(tokio::sync::mpsc::UnboundedReceiver<(String, String, String)>);
 
 impl Events {
-    async fn subscribe(url: &str, channels: &[String]) -> Self {
+    /// `channels` as the server names them, within its namespace `keys` on Redis.
+    async fn subscribe(url: &str, keys: &Namespace, channels: &[String]) -> Self {
         let client = redis::Client::open(url).unwrap();
         let mut pubsub = client.get_async_pubsub().await.unwrap();
         for c in channels {
-            pubsub.subscribe(c).await.unwrap();
+            pubsub.subscribe(keys.channel(c)).await.unwrap();
         }
+        let keys = keys.clone();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut messages = pubsub.into_on_message();
@@ -232,7 +243,11 @@ impl Events {
                 let event = v["event"].as_str().unwrap().to_string();
                 let payload = v["payload"].as_str().unwrap().to_string();
                 if tx
-                    .send((m.get_channel_name().to_string(), event, payload))
+                    .send((
+                        keys.channel_name(m.get_channel_name()).unwrap().to_string(),
+                        event,
+                        payload,
+                    ))
                     .is_err()
                 {
                     break;
@@ -305,7 +320,7 @@ async fn scenario(env: Env, with_events: bool) {
             "timeline:hashtag:fanout".to_string(),
             format!("timeline:list:{list}"),
         ];
-        Some(Events::subscribe(&env.redis_urls[0], &channels).await)
+        Some(Events::subscribe(&env.redis_urls[0], &env.keys, &channels).await)
     } else {
         None
     };
@@ -492,14 +507,14 @@ async fn feeds_of_inactive_accounts_are_dropped_and_rebuilt_on_return() {
         .as_secs()
         - 8 * 24 * 3600;
     let _: i64 = redis::cmd("ZADD")
-        .arg("feed:home:active")
+        .arg(env.keys.key("feed:home:active"))
         .arg(old)
         .arg(away.id)
         .query_async(&mut c.clone())
         .await
         .unwrap();
     let vars = [
-        ("FEDI_DOMAIN", "test.example".to_string()),
+        ("FEDI_DOMAIN", env.domain.clone()),
         ("FEDI_DATABASE_URL", env.db.clone()),
         ("FEDI_REDIS_URL", env.redis_urls[0].clone()),
     ];
@@ -517,13 +532,13 @@ async fn feeds_of_inactive_accounts_are_dropped_and_rebuilt_on_return() {
             >= 1
     );
     let exists: i64 = redis::cmd("EXISTS")
-        .arg(format!("feed:home:{{{}}}", away.id))
+        .arg(env.keys.key(&format!("feed:home:{{{}}}", away.id)))
         .query_async(&mut c.clone())
         .await
         .unwrap();
     assert_eq!(exists, 0, "the feed was dropped");
     let score: Option<f64> = redis::cmd("ZSCORE")
-        .arg("feed:home:active")
+        .arg(env.keys.key("feed:home:active"))
         .arg(away.id)
         .query_async(&mut c.clone())
         .await
@@ -586,7 +601,7 @@ async fn followed_hashtags_bring_public_posts_into_home() {
 
     // A rebuild from PostgreSQL agrees with fan-out.
     env.probe
-        .run(redis::cmd("DEL").arg(format!("feed:home:{{{}}}", reader.id)))
+        .run(redis::cmd("DEL").arg(env.keys.key(&format!("feed:home:{{{}}}", reader.id))))
         .await;
     assert_eq!(env.home(&reader).await, vec![tagged]);
 

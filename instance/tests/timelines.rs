@@ -150,8 +150,10 @@ impl Api {
         }
     }
 
-    async fn del_redis_key(&self, key: &str) {
-        let cmd = redis::cmd("DEL").arg(key).clone();
+    /// Deletes the server's key `name` (within its namespace).
+    async fn del_redis_key(&self, name: &str) {
+        let key = fedi_server::redis_keys::Namespace::new(&self.domain).key(name);
+        let cmd = redis::cmd("DEL").arg(&key).clone();
         let deleted: i64 = if self.redis.len() == 1 {
             let client = redis::Client::open(self.redis[0].as_str()).unwrap();
             let mut c = client.get_multiplexed_async_connection().await.unwrap();

@@ -34,7 +34,7 @@ pub(crate) struct Keys {
 /// The hash tag of a queue's keys. The instance's domain is part of it, so that instances
 /// (and tests) sharing one Redis never take each other's jobs.
 pub(crate) fn tag(state: &AppState, queue: Queue) -> String {
-    format!("{{fedi:jobs:{}:{queue}}}", state.config.domain)
+    state.redis.keys().jobs(queue)
 }
 
 pub(crate) fn keys(state: &AppState, queue: Queue) -> Keys {

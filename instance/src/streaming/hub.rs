@@ -164,7 +164,7 @@ impl Hub {
             outbox: outbox.clone(),
             closer: closer.clone(),
         });
-        let channels = vec![channel::access_token(viewer.token_id)];
+        let channels = self.on_redis(&[channel::access_token(viewer.token_id)]);
         if self.register(&channels, &system) {
             self.pubsub.wake();
         }
@@ -365,13 +365,25 @@ impl Hub {
         }
     }
 
-    /// Marks `channels` as listened to (`subscribed:<channel>`), for publishers.
+    /// The channels on Redis of stream channels (`events::channel` names): within the
+    /// instance's namespace, as publishers send them (see `redis_keys`).
+    fn on_redis(&self, channels: &[String]) -> Vec<String> {
+        let keys = self.state.redis.keys();
+        channels.iter().map(|c| keys.channel(c)).collect()
+    }
+
+    /// Marks `channels` (as on Redis) as listened to (`subscribed:<channel>`), for
+    /// publishers.
     async fn announce(&self, channels: impl IntoIterator<Item = String>) {
+        let keys = self.state.redis.keys();
         for c in channels {
-            if c.starts_with("timeline:access_token:") {
+            let Some(name) = keys.channel_name(&c) else {
+                continue;
+            };
+            if name.starts_with("timeline:access_token:") {
                 continue;
             }
-            let key = channel::subscribed_key(&c);
+            let key = keys.key(&channel::subscribed_key(name));
             if let Err(e) = self
                 .state
                 .redis
@@ -477,18 +489,16 @@ impl Connection {
             outbox: self.outbox.clone(),
             closer: self.closer.clone(),
         });
-        let new = self.hub.register(&plan.channels, &sub);
-        self.subscriptions.insert(key, (plan.channels.clone(), sub));
+        let channels = self.hub.on_redis(&plan.channels);
+        let new = self.hub.register(&channels, &sub);
+        self.subscriptions.insert(key, (channels.clone(), sub));
         if new {
             self.hub.pubsub.wake();
             let hub = self.hub.clone();
-            let channels = plan.channels.clone();
+            let channels = channels.clone();
             tokio::spawn(async move { hub.announce(channels).await });
         }
-        self.hub
-            .pubsub
-            .wait_for(&plan.channels, SUBSCRIBE_WAIT)
-            .await;
+        self.hub.pubsub.wait_for(&channels, SUBSCRIBE_WAIT).await;
         true
     }
 

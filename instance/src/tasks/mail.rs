@@ -211,7 +211,7 @@ pub async fn sweep(state: &AppState) -> Result<(), JobError> {
     .fetch_all(state.db.primary())
     .await?;
     for id in ids {
-        let marker = format!("fedi:mail:{}:swept:{id}", state.config.domain);
+        let marker = state.redis.keys().key(&format!("mail:swept:{id}"));
         if !state.redis.set_ex(&marker, "1", SWEPT_FOR, true).await? {
             continue;
         }

@@ -61,9 +61,15 @@ pub fn redis_env(cluster: bool) -> (String, Vec<(&'static str, &'static str)>) {
 
 /// An `AppState` on `db` and `redis`, to publish as the api and the worker do.
 pub fn app_state(db: &str, redis: &str, cluster: bool) -> AppState {
-    let (db, redis) = (db.to_string(), redis.to_string());
+    app_state_of("test.example", db, redis, cluster)
+}
+
+/// The state of the instance `domain`: its events travel within that instance's namespace.
+#[allow(dead_code)]
+pub fn app_state_of(domain: &str, db: &str, redis: &str, cluster: bool) -> AppState {
+    let (domain, db, redis) = (domain.to_string(), db.to_string(), redis.to_string());
     let config = ServerConfig::from_lookup(move |name| match name {
-        "FEDI_DOMAIN" => Some("test.example".into()),
+        "FEDI_DOMAIN" => Some(domain.clone()),
         "FEDI_DATABASE_URL" => Some(db.clone()),
         "FEDI_REDIS_URL" => Some(redis.clone()),
         "FEDI_REDIS_MODE" if cluster => Some("cluster".into()),

@@ -80,7 +80,8 @@ impl Count {
     }
 }
 
-/// Who a counter counts: a token (its digest) or a client address.
+/// Who a counter counts: a token (its digest) or a client address. On Redis the name
+/// goes within the instance's namespace (`hit`, `peek`; see `redis_keys`).
 fn key(group: &str, subject: &str) -> String {
     // The whole name inside the hash tag: one slot per counter, whatever the group.
     format!("ratelimit:{{{group}:{subject}}}")
@@ -139,7 +140,9 @@ async fn hit(redis: &Redis, check: &Check) -> redis::RedisResult<Count> {
         if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end \
         return {n, ttl}";
     let period = check.limit.period.as_millis().to_string();
-    let (used, ttl): (u64, i64) = redis.eval(SCRIPT, &[&check.key], &[period]).await?;
+    let (used, ttl): (u64, i64) = redis
+        .eval(SCRIPT, &[&redis.keys().key(&check.key)], &[period])
+        .await?;
     Ok(Count {
         limit: check.limit.requests,
         used,
@@ -151,7 +154,9 @@ async fn hit(redis: &Redis, check: &Check) -> redis::RedisResult<Count> {
 async fn peek(redis: &Redis, check: &Check) -> redis::RedisResult<Count> {
     const SCRIPT: &str = "\
         return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('PTTL', KEYS[1])}";
-    let (used, ttl): (u64, i64) = redis.eval(SCRIPT, &[&check.key], &[]).await?;
+    let (used, ttl): (u64, i64) = redis
+        .eval(SCRIPT, &[&redis.keys().key(&check.key)], &[])
+        .await?;
     Ok(Count {
         limit: check.limit.requests,
         used,

@@ -22,6 +22,7 @@ use crate::api::params::{Params, flex};
 use crate::api::polls;
 use crate::auth::Auth;
 use crate::federation::delivery::Outgoing;
+use crate::redis_keys::Namespace;
 use crate::state::AppState;
 use crate::text::{self, MentionTarget};
 
@@ -352,14 +353,15 @@ enum Claim {
 }
 
 /// The Redis key of an `Idempotency-Key` header, per account (keys are the client's and
-/// may collide between users); hashed, so that its length is bounded.
-fn idempotency_key(headers: &HeaderMap, me: i64) -> Option<String> {
+/// may collide between users, and accounts between instances sharing a Redis: the key is
+/// within the namespace); hashed, so that its length is bounded.
+fn idempotency_key(keys: &Namespace, headers: &HeaderMap, me: i64) -> Option<String> {
     let key = headers.get("idempotency-key")?.as_bytes();
     if key.is_empty() {
         return None;
     }
     let hash = crate::auth::credentials::digest(&String::from_utf8_lossy(key));
-    Some(format!("fedi:idempotency:status:{me}:{hash}"))
+    Some(keys.key(&format!("idempotency:status:{me}:{hash}")))
 }
 
 /// Claims the key, or finds the status an earlier request made with it; waits while
@@ -438,7 +440,7 @@ pub async fn create(
 
     // Everything the request can be refused for without the database is checked above, so
     // that a refused request never holds the key.
-    let key = match idempotency_key(&headers, me) {
+    let key = match idempotency_key(state.redis.keys(), &headers, me) {
         None => None,
         Some(key) => match claim(&state, key, me).await? {
             Claim::Done(status) => return Ok(Json(*status)),

@@ -24,17 +24,24 @@ pub const REBLOG_FALLOFF: usize = 40;
 /// Accounts scored by when they last read their home (Unix seconds): feeds of accounts
 /// that stopped reading are dropped by the worker (see `tasks::timeline`), as Mastodon
 /// drops those of users inactive for [`ACTIVE_FOR`], and rebuilt when they come back.
-const ACTIVE_KEY: &str = "feed:home:active";
+fn active_key(redis: &Redis) -> String {
+    redis.keys().key("feed:home:active")
+}
 /// Mastodon's `User::ACTIVE_DURATION`.
 pub const ACTIVE_FOR: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
-pub fn key(account_id: i64) -> String {
-    format!("feed:home:{{{account_id}}}")
+/// The account's feed (in the instance's namespace, see `redis_keys`). A feed missing
+/// under it, as every feed is right after the upgrade that introduced the namespace, is
+/// rebuilt from PostgreSQL on the next home read.
+pub fn key(redis: &Redis, account_id: i64) -> String {
+    redis.keys().key(&format!("feed:home:{{{account_id}}}"))
 }
 
 /// originals -> the reblog that represents them, scored by that reblog's id.
-fn reblogs_key(account_id: i64) -> String {
-    format!("feed:home:{{{account_id}}}:reblogs")
+fn reblogs_key(redis: &Redis, account_id: i64) -> String {
+    redis
+        .keys()
+        .key(&format!("feed:home:{{{account_id}}}:reblogs"))
 }
 
 /// A feed entry: a status, or a reblog with the status it boosts.
@@ -160,7 +167,7 @@ async fn run_insert(
         REBLOG_FALLOFF.to_string(),
     ];
     args.extend(pairs(entries));
-    let (feed, reblogs) = (key(account), reblogs_key(account));
+    let (feed, reblogs) = (key(redis, account), reblogs_key(redis, account));
     redis.eval(INSERT, &[&feed, &reblogs], &args).await
 }
 
@@ -183,7 +190,7 @@ pub async fn touch(redis: &Redis, account: i64) -> redis::RedisResult<()> {
     redis
         .eval::<i64>(
             "return redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])",
-            &[ACTIVE_KEY],
+            &[&active_key(redis)],
             &args,
         )
         .await
@@ -200,12 +207,12 @@ pub async fn drop_inactive(redis: &Redis, limit: usize) -> redis::RedisResult<us
         .as_secs();
     let before = now.saturating_sub(ACTIVE_FOR.as_secs()) as i64;
     let accounts = redis
-        .zrange_by_score(ACTIVE_KEY, None, Some(before), limit, true)
+        .zrange_by_score(&active_key(redis), None, Some(before), limit, true)
         .await?;
     for account in &accounts {
-        let (feed, reblogs) = (key(*account), reblogs_key(*account));
+        let (feed, reblogs) = (key(redis, *account), reblogs_key(redis, *account));
         redis.eval::<i64>(DROP, &[&feed, &reblogs], &[]).await?;
-        redis.zrem(ACTIVE_KEY, &[*account]).await?;
+        redis.zrem(&active_key(redis), &[*account]).await?;
     }
     Ok(accounts.len())
 }
@@ -231,7 +238,7 @@ pub async fn remove(
         return Ok(Vec::new());
     }
     let args: Vec<String> = pairs(entries).collect();
-    let (feed, reblogs) = (key(account), reblogs_key(account));
+    let (feed, reblogs) = (key(redis, account), reblogs_key(redis, account));
     let removed: Vec<String> = redis.eval(REMOVE, &[&feed, &reblogs], &args).await?;
     Ok(removed.iter().filter_map(|id| id.parse().ok()).collect())
 }
@@ -244,7 +251,7 @@ async fn entries_where(
     condition: &'static str,
     other: i64,
 ) -> anyhow::Result<Vec<Entry>> {
-    let members = state.redis.zmembers(&key(account)).await?;
+    let members = state.redis.zmembers(&key(&state.redis, account)).await?;
     if members.is_empty() {
         return Ok(Vec::new());
     }
@@ -285,7 +292,7 @@ pub async fn clear_from_home(state: &AppState, me: i64, target: i64) -> anyhow::
 /// it changed wholesale (a new follow, an exclusive list's members): the rebuild is exact,
 /// where merging entries in would have to replay the reblog de-duplication.
 pub async fn invalidate(state: &AppState, me: i64) {
-    if let Err(e) = state.redis.del(&key(me)).await {
+    if let Err(e) = state.redis.del(&key(&state.redis, me)).await {
         tracing::warn!(error = %e, "cannot drop a home feed");
     }
 }

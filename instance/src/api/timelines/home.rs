@@ -65,7 +65,7 @@ pub async fn home(
     let me = auth.user()?.account_id;
     let page = q.page(STATUSES_DEFAULT, STATUSES_MAX)?;
     let limit = page.limit as usize;
-    let key = feed::key(me);
+    let key = feed::key(&state.redis, me);
     if let Err(e) = feed::touch(&state.redis, me).await {
         tracing::warn!(error = %e, "cannot record a home feed read");
     }
