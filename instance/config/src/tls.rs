@@ -5,7 +5,32 @@
 //! Federation peers are another matter: they are public servers, checked against the web
 //! PKI only (`federation::fetch`).
 
-use rustls::RootCertStore;
+use std::sync::Arc;
+
+use rustls::{ClientConfig, RootCertStore};
+
+/// A TLS client on ring (the one crypto provider of the project) for configured services:
+/// `service_roots`. Also returns the system store's errors, for the caller to log.
+pub fn service_client() -> Result<(ClientConfig, Vec<String>), rustls::Error> {
+    let (roots, errors) = service_roots();
+    Ok((client(roots)?, errors))
+}
+
+/// A TLS client on ring trusting the public web PKI only: for federation peers, public
+/// servers whose certificates a private CA of this cluster must not vouch for.
+pub fn public_client() -> Result<ClientConfig, rustls::Error> {
+    client(RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    })
+}
+
+fn client(roots: RootCertStore) -> Result<ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
 
 /// The web PKI plus every certificate of the system store that parses. A store that cannot
 /// be read leaves the web PKI; the errors are returned for the caller to log.
@@ -32,5 +57,7 @@ mod tests {
     fn the_web_pki_is_always_there() {
         let (roots, _) = service_roots();
         assert!(roots.len() >= webpki_roots::TLS_SERVER_ROOTS.len());
+        assert!(service_client().is_ok());
+        assert!(public_client().is_ok());
     }
 }

@@ -18,7 +18,6 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -163,14 +162,7 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(allow_loopback: bool) -> anyhow::Result<Self> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = fedi_config::tls::public_client()?;
         let mut http = HttpConnector::new_with_resolver(GuardedResolver { allow_loopback });
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         // The HTTPS wrapper passes https URLs down; the scheme is checked in `check_url`.

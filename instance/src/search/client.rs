@@ -1,7 +1,7 @@
 //! A small OpenSearch REST client on hyper. Not reqwest: its rustls feature would break
 //! the crate's test clients (see Cargo.toml), and federation already links hyper + rustls.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -47,18 +47,13 @@ pub enum Body {
 
 impl SearchClient {
     pub fn new(config: &SearchConfig) -> anyhow::Result<Self> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let (roots, errors) = fedi_config::tls::service_roots();
+        let (tls, errors) = fedi_config::tls::service_client()?;
         for e in errors {
             tracing::warn!(
                 error = e,
                 "part of the system's certificate store is unusable"
             );
         }
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.enforce_http(false);

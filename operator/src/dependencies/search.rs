@@ -5,7 +5,6 @@
 //! Elasticsearch: a port that merely accepts connections may be the wrong service, and a
 //! refused password would otherwise only show in the server's logs.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -71,19 +70,13 @@ async fn banner(
     url: &str,
     credentials: Option<&(String, String, String)>,
 ) -> Result<(StatusCode, Bytes), String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let (roots, errors) = fedi_config::tls::service_roots();
+    let (tls, errors) = fedi_config::tls::service_client().map_err(|e| e.to_string())?;
     for e in errors {
         tracing::debug!(
             error = e,
             "part of the system's certificate store is unusable"
         );
     }
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
