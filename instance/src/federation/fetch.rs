@@ -300,15 +300,7 @@ impl Fetcher {
     ) -> Result<Capped, FetchError> {
         tokio::time::timeout(TOTAL_TIMEOUT, async {
             let (url, response) = self.get_following(url, accept, None).await?;
-            if !response.status().is_success() {
-                return Err(FetchError::Status(response.status().as_u16()));
-            }
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|c| c.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
+            let content_type = successful_content_type(&response)?;
             let mut body = response.into_body();
             let (mut bytes, mut cut) = (Vec::new(), false);
             while let Some(frame) = tokio::time::timeout(READ_TIMEOUT, body.frame())
@@ -338,15 +330,7 @@ impl Fetcher {
 
     async fn get_object_inner(&self, url: &str, signer: &Signer) -> Result<Value, FetchError> {
         let (url, response) = self.get_following(url, ACCEPT, Some(signer)).await?;
-        if !response.status().is_success() {
-            return Err(FetchError::Status(response.status().as_u16()));
-        }
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|c| c.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let content_type = successful_content_type(&response)?;
         if !is_activitypub_type(&content_type) {
             return Err(FetchError::ContentType(content_type));
         }
@@ -365,6 +349,19 @@ impl Fetcher {
         }
         Ok(document)
     }
+}
+
+/// The Content-Type of a 2xx response (empty when absent); any other status is an error.
+fn successful_content_type<B>(response: &axum::http::Response<B>) -> Result<String, FetchError> {
+    if !response.status().is_success() {
+        return Err(FetchError::Status(response.status().as_u16()));
+    }
+    Ok(response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or_default()
+        .to_string())
 }
 
 impl Fetcher {
