@@ -4,8 +4,9 @@
 //! process sending the confirmation; a duplicated job sends nothing more).
 
 mod common;
+#[path = "mail/sink.rs"]
+mod sink;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
@@ -13,34 +14,9 @@ use fedi_config::ServerConfig;
 use fedi_server::jobs::{self, Queue};
 use fedi_server::state::AppState;
 use fedi_server::tasks::mail::{self, Delivered};
+use sink::{address, received};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Messages the sink stored for `address` (matched on the envelope's recipient).
-fn received(address: &str) -> Vec<String> {
-    let dir = PathBuf::from(service_env("FEDI_TEST_SMTP_MAILDIR"));
-    let needle = format!("X-Fedi-Envelope-To: {address}").to_lowercase();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("the sink's mail directory") {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "eml") {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if text.to_lowercase().contains(&needle) {
-                found.push(text);
-            }
-        }
-    }
-    found
-}
-
-/// A unique address per run: the sink's directory is shared by every test run.
-fn address(name: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{n}@mail.example", std::process::id())
-}
 
 fn config(db: &str, domain: &str, smtp_port: &str) -> ServerConfig {
     let redis = service_env("FEDI_TEST_REDIS_URL");
@@ -91,8 +67,12 @@ async fn a_mail_is_sent_once_across_a_failed_attempt_and_a_repeated_job() {
     assert_eq!(mail::deliver(&up, id).await.unwrap(), Delivered::Nothing);
     let got = received(&to);
     assert_eq!(got.len(), 1, "{got:?}");
-    assert!(got[0].contains("Subject: Please confirm"), "{}", got[0]);
-    assert!(got[0].contains(&format!("Message-ID: <mail-{id}@{domain}>")));
+    assert!(got[0].subject.starts_with("Please confirm"), "{:?}", got[0]);
+    assert!(
+        got[0]
+            .raw
+            .contains(&format!("Message-ID: <mail-{id}@{domain}>"))
+    );
 
     // Sent, and the one-time link it carried is not kept.
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db)
@@ -185,7 +165,10 @@ async fn registration_mail_reaches_the_sink_once_through_the_worker() {
         received(&to).pop()
     })
     .await;
-    assert!(mail.contains(&format!("https://{domain}/")), "{mail}");
+    assert!(
+        mail.body.contains(&format!("https://{domain}/")),
+        "{mail:?}"
+    );
 
     // The same delivery queued again (a job run twice) sends nothing more: once a later
     // mail, queued after it on the same one-job-at-a-time worker, has arrived, the

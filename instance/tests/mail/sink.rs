@@ -1,5 +1,6 @@
 //! What the SMTP sink of the test services received, decoded, and the environment that
 //! makes a server send there.
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::PathBuf;
 
@@ -13,6 +14,8 @@ pub struct Mail {
     pub subject: String,
     /// Decoded from its transfer encoding.
     pub body: String,
+    /// The message as stored, headers included.
+    pub raw: String,
 }
 
 /// Messages the sink stored for `address` (matched on the envelope's recipient).
@@ -54,6 +57,7 @@ fn parse(raw: &str) -> Mail {
     Mail {
         subject: header("Subject"),
         body,
+        raw: raw.clone(),
     }
 }
 
