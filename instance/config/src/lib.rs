@@ -10,6 +10,7 @@ mod rate_limits;
 mod secret;
 pub mod tls;
 mod values;
+mod window;
 
 pub mod vars;
 
@@ -24,6 +25,7 @@ pub use federation::{
 pub use rate_limits::{Limit, RateLimitConfig, RateLimitGroup};
 pub use secret::Secret;
 pub use values::{LogFormat, Queue, RedisMode, Registrations, SmtpTls};
+pub use window::MaintenanceWindow;
 
 /// Everything a `fedi-server` process needs to start, whatever its role.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +55,9 @@ pub struct ServerConfig {
     pub media_cache_retention: Duration,
     /// Worker role: link preview images older than this are deleted (whole days).
     pub preview_card_retention: Duration,
+    /// Worker role: the daily UTC window in which the maintenance sweeps may be enqueued;
+    /// `None`: any time.
+    pub maintenance_window: Option<MaintenanceWindow>,
     /// Where the web client's files are; `DEFAULT_WEB_ROOT` when unset.
     pub web_root: Option<std::path::PathBuf>,
     /// Tests only (`FEDI_FEDERATION_ALLOW_LOOPBACK`): federation may fetch 127.0.0.1 and
@@ -372,6 +377,7 @@ impl ServerConfig {
                 vars::PREVIEW_CARD_RETENTION,
                 DEFAULT_PREVIEW_CARD_RETENTION_DAYS,
             )?,
+            maintenance_window: r.parsed(vars::MAINTENANCE_WINDOW, str::parse)?,
             web_root: r.opt(vars::WEB_ROOT).map(Into::into),
             federation_allow_loopback: r
                 .parsed(vars::FEDERATION_ALLOW_LOOPBACK, values::parse_bool)?
@@ -484,6 +490,9 @@ impl ServerConfig {
             vars::PREVIEW_CARD_RETENTION,
             (self.preview_card_retention.as_secs() / 86400).to_string(),
         );
+        if let Some(w) = &self.maintenance_window {
+            plain(vars::MAINTENANCE_WINDOW, w.to_string());
+        }
         if let Some(s) = &self.storage {
             plain(vars::S3_ENDPOINT, s.endpoint.clone());
             plain(vars::S3_REGION, s.region.clone());
@@ -670,6 +679,7 @@ mod tests {
             orphaned_media_retention: Duration::from_secs(48 * 3600),
             media_cache_retention: Duration::from_secs(3 * 86400),
             preview_card_retention: Duration::from_secs(60 * 86400),
+            maintenance_window: MaintenanceWindow::new(22, 30, 4),
             web_root: Some("/srv/web".into()),
             federation_allow_loopback: true,
             federation: FederationConfig {
@@ -745,6 +755,7 @@ mod tests {
         assert_eq!(c.worker.queues.len(), 6);
         assert_eq!(c.worker.queues[0], (Queue::Default, 8));
         assert!(c.worker.scheduler && c.worker.concurrency == 10);
+        assert_eq!(c.maintenance_window, None);
     }
 
     #[test]
@@ -800,6 +811,8 @@ mod tests {
             (vars::ORPHANED_MEDIA_RETENTION, "0", "at least 1"),
             (vars::MEDIA_CACHE_RETENTION, "0", "at least 1"),
             (vars::PREVIEW_CARD_RETENTION, "0", "at least 1"),
+            (vars::MAINTENANCE_WINDOW, "3am", "HH:MM+Nh"),
+            (vars::MAINTENANCE_WINDOW, "03:00+30h", "1 to 24 hours"),
             (vars::FEDERATION_MODE, "closed", "open or limited"),
             (
                 vars::FEDERATION_DOMAIN_BLOCKS,

@@ -94,6 +94,10 @@ pub const MEDIA_CACHE_RETENTION: &str = "FEDI_MEDIA_CACHE_RETENTION_DAYS";
 /// stays, without its image), as Mastodon's `tootctl preview_cards remove`.
 pub const PREVIEW_CARD_RETENTION: &str = "FEDI_PREVIEW_CARD_RETENTION_DAYS";
 
+/// Worker role: the daily UTC window in which the maintenance sweeps above may start,
+/// `HH:MM+Nh` (`03:00+3h`: from 03:00 to 06:00 UTC; may cross midnight). Unset: any time.
+pub const MAINTENANCE_WINDOW: &str = "FEDI_MAINTENANCE_WINDOW";
+
 /// Tests only: lets federation fetch loopback addresses over plain HTTP (two servers, or a
 /// test "remote server", on 127.0.0.1). Every other private address stays refused.
 pub const FEDERATION_ALLOW_LOOPBACK: &str = "FEDI_FEDERATION_ALLOW_LOOPBACK";

@@ -173,7 +173,16 @@ pub(crate) struct Handler {
 #[derive(Default, Clone)]
 pub struct Registry {
     handlers: BTreeMap<String, Handler>,
-    periodic: BTreeMap<String, Duration>,
+    periodic: BTreeMap<String, Periodic>,
+}
+
+/// When the scheduler enqueues a periodic kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Periodic {
+    pub interval: Duration,
+    /// Only while the clock is inside `FEDI_MAINTENANCE_WINDOW` (when set): heavy deletion
+    /// sweeps that a host wants in its quiet hours.
+    pub in_maintenance_window: bool,
 }
 
 impl Registry {
@@ -204,19 +213,36 @@ impl Registry {
     /// with the arguments `{"due": <start of the period, ms since the epoch>}`. One scheduler enqueues it across all replicas; periods are
     /// aligned on multiples of `interval` since the epoch.
     pub fn periodic(&mut self, kind: &str, interval: Duration) {
+        self.insert_periodic(kind, interval, false);
+    }
+
+    /// As [`Registry::periodic`], but enqueued only inside the configured maintenance
+    /// window (any time when none is set). The window is the configuration's, read by the
+    /// scheduler, so that registering stays independent of it.
+    pub fn periodic_in_maintenance_window(&mut self, kind: &str, interval: Duration) {
+        self.insert_periodic(kind, interval, true);
+    }
+
+    fn insert_periodic(&mut self, kind: &str, interval: Duration, in_maintenance_window: bool) {
         assert!(
             interval >= Duration::from_secs(1),
             "periodic job {kind}: interval below one second"
         );
-        self.periodic.insert(kind.to_owned(), interval);
+        self.periodic.insert(
+            kind.to_owned(),
+            Periodic {
+                interval,
+                in_maintenance_window,
+            },
+        );
     }
 
     pub(crate) fn handler(&self, kind: &str) -> Option<&Handler> {
         self.handlers.get(kind)
     }
 
-    pub(crate) fn periodic_jobs(&self) -> impl Iterator<Item = (&str, Duration)> {
-        self.periodic.iter().map(|(k, d)| (k.as_str(), *d))
+    pub(crate) fn periodic_jobs(&self) -> impl Iterator<Item = (&str, Periodic)> {
+        self.periodic.iter().map(|(k, p)| (k.as_str(), *p))
     }
 
     /// Every periodic kind must have a handler: said at start-up, not at the first tick.
@@ -286,5 +312,25 @@ mod tests {
         assert!(r.check().unwrap_err().to_string().contains("nothing.here"));
         r.register("nothing.here", 1, |_, _| async { Ok(()) });
         r.check().unwrap();
+    }
+
+    #[test]
+    fn only_the_maintenance_sweeps_wait_for_the_maintenance_window() {
+        let r = Registry::all();
+        let windowed: Vec<&str> = r
+            .periodic_jobs()
+            .filter(|(_, p)| p.in_maintenance_window)
+            .map(|(k, _)| k)
+            .collect();
+        use crate::tasks::maintenance;
+        let mut expected = [
+            maintenance::MEDIA_CACHE,
+            maintenance::ORPHANED_MEDIA,
+            maintenance::PREVIEW_CARD_IMAGES,
+        ];
+        expected.sort();
+        assert_eq!(windowed, expected);
+        // The others (mail, polls, feeds, domain policy...) keep running at any hour.
+        assert!(r.periodic_jobs().count() > windowed.len() + 3);
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::store::{keys, tag};
-use super::{Job, Queue, Registry, now_ms};
+use super::{Job, Periodic, Queue, Registry, now_ms};
 use crate::state::AppState;
 
 fn lock_key(state: &AppState) -> String {
@@ -46,8 +46,13 @@ pub(crate) async fn run(
             }
         }
         if held {
-            for (kind, interval) in registry.periodic_jobs() {
-                if let Err(e) = enqueue_if_due(&state, kind, interval).await {
+            let window = state.config.maintenance_window;
+            let now = now_ms();
+            for (kind, periodic) in registry.periodic_jobs() {
+                if !may_enqueue(periodic, window, now) {
+                    continue;
+                }
+                if let Err(e) = enqueue_if_due(&state, kind, periodic.interval).await {
                     warn!(kind, error = %e, "cannot enqueue a periodic job");
                 }
             }
@@ -60,6 +65,17 @@ pub(crate) async fn run(
     if held {
         release_lock(&state, &me).await;
     }
+}
+
+/// Whether `periodic` may be enqueued at `now_ms`: a maintenance sweep waits for the
+/// window, and its period is enqueued when the window opens (the last one enqueued is
+/// older), so a window shorter than the interval still gets its run.
+fn may_enqueue(
+    periodic: Periodic,
+    window: Option<fedi_config::MaintenanceWindow>,
+    now_ms: i64,
+) -> bool {
+    !periodic.in_maintenance_window || window.is_none_or(|w| w.contains_unix_ms(now_ms))
 }
 
 /// Takes the lock if it is free, renews it if it is ours; whether it is ours.
@@ -115,4 +131,35 @@ async fn enqueue_if_due(state: &AppState, kind: &str, interval: Duration) -> any
         info!(kind, job = job.id, "periodic job enqueued");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_sweeps_wait_for_the_window_and_nothing_else_does() {
+        let sweep = Periodic {
+            interval: Duration::from_secs(3600),
+            in_maintenance_window: true,
+        };
+        let other = Periodic {
+            in_maintenance_window: false,
+            ..sweep
+        };
+        let window = "23:00+2h".parse().ok();
+        // 2026-11-28 at 22:59, 23:30 and (next day) 00:30, 01:00 UTC.
+        // Minutes after 2026-11-28T22:00Z.
+        let at = |minutes: i64| 1_795_903_200_000 + minutes * 60_000;
+        for (now, inside) in [
+            (at(59), false),
+            (at(90), true),
+            (at(150), true),
+            (at(180), false),
+        ] {
+            assert_eq!(may_enqueue(sweep, window, now), inside, "{now}");
+            assert!(may_enqueue(other, window, now));
+            assert!(may_enqueue(sweep, None, now));
+        }
+    }
 }

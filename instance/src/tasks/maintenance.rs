@@ -8,6 +8,9 @@
 //! - link preview images are deleted once `FEDI_PREVIEW_CARD_RETENTION_DAYS` old, the card
 //!   kept without (Mastodon's `tootctl preview_cards remove`).
 //!
+//! All three are mass deletions: they start only inside `FEDI_MAINTENANCE_WINDOW` when one
+//! is set (`spec.maintenance.window`), once an hour within it.
+//!
 //! The bucket's lifecycle rule on the cache prefix is the backstop: these run first so that
 //! no row points at an expired object.
 
@@ -33,18 +36,18 @@ pub fn register(r: &mut Registry) {
             .map(drop)
             .map_err(JobError::retry)
     });
-    r.periodic(ORPHANED_MEDIA, EVERY);
+    r.periodic_in_maintenance_window(ORPHANED_MEDIA, EVERY);
     r.register(MEDIA_CACHE, 3, |state, _| async move {
         media_cache(&state).await.map(drop).map_err(JobError::retry)
     });
-    r.periodic(MEDIA_CACHE, EVERY);
+    r.periodic_in_maintenance_window(MEDIA_CACHE, EVERY);
     r.register(PREVIEW_CARD_IMAGES, 3, |state, _| async move {
         preview_card_images(&state)
             .await
             .map(drop)
             .map_err(JobError::retry)
     });
-    r.periodic(PREVIEW_CARD_IMAGES, EVERY);
+    r.periodic_in_maintenance_window(PREVIEW_CARD_IMAGES, EVERY);
 }
 
 /// The objects of a deleted attachment.

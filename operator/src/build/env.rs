@@ -289,9 +289,13 @@ fn federation(spec: &crate::crd::FederationSpec) -> Vec<(&'static str, Source)> 
     out
 }
 
-/// `spec.maintenance`: the worker's retention periods.
+/// `spec.maintenance`: the worker's retention periods and when its sweeps may start.
 fn maintenance(spec: &crate::crd::MaintenanceSpec) -> Vec<(&'static str, Source)> {
-    vec![
+    let window = spec
+        .window
+        .as_ref()
+        .map(|w| (vars::MAINTENANCE_WINDOW, value(w.env_value())));
+    let mut out = vec![
         (
             vars::ORPHANED_MEDIA_RETENTION,
             value(spec.orphaned_media_retention_hours),
@@ -304,7 +308,9 @@ fn maintenance(spec: &crate::crd::MaintenanceSpec) -> Vec<(&'static str, Source)
             vars::PREVIEW_CARD_RETENTION,
             value(spec.preview_card_retention_days),
         ),
-    ]
+    ];
+    out.extend(window);
+    out
 }
 
 /// The settings that go into the ConfigMap: plain values of non-secret variables.
@@ -590,5 +596,26 @@ mod tests {
         assert_eq!(config.orphaned_media_retention, hours(6));
         assert_eq!(config.media_cache_retention, hours(3 * 24));
         assert_eq!(config.preview_card_retention, hours(60 * 24));
+    }
+
+    #[test]
+    fn the_maintenance_window_reaches_the_server_as_it_parses_it() {
+        assert_eq!(parse(&minimal()).maintenance_window, None);
+        assert!(!resolve(&minimal()).contains_key(vars::MAINTENANCE_WINDOW));
+        let fedi = instance(
+            serde_json::json!({"domain": "social.example", "maintenance": {
+            "window": {"start": "22:30", "hours": 4}}}),
+        );
+        let config = parse(&fedi);
+        assert_eq!(
+            config.maintenance_window,
+            fedi_config::MaintenanceWindow::new(22, 30, 4)
+        );
+        let window = config.maintenance_window.unwrap();
+        // 23:59 and 02:29 UTC (past midnight) inside, 02:30 not.
+        assert!(window.contains_minute(23 * 60 + 59) && window.contains_minute(2 * 60 + 29));
+        assert!(!window.contains_minute(2 * 60 + 30));
+        // Retention untouched by the window.
+        assert_eq!(config.media_cache_retention.as_secs(), 7 * 86400);
     }
 }

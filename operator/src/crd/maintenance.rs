@@ -24,6 +24,29 @@ pub struct MaintenanceSpec {
     #[serde(default = "default_preview_card_days")]
     #[schemars(range(min = 1, max = 3650))]
     pub preview_card_retention_days: i32,
+    /// The daily UTC window in which these deletion sweeps may start (hourly within it),
+    /// for hosts that want them in their quiet hours. Absent: at any hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<MaintenanceWindowSpec>,
+}
+
+/// A daily window, in UTC; it may run past midnight (`22:00` for 4 hours ends at 02:00).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceWindowSpec {
+    /// When it opens, `HH:MM` UTC (24-hour clock).
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub start: String,
+    /// How long it stays open, in hours (24: all day).
+    #[schemars(range(min = 1, max = 24))]
+    pub hours: i32,
+}
+
+impl MaintenanceWindowSpec {
+    /// The server's `FEDI_MAINTENANCE_WINDOW` form, `HH:MM+Nh`.
+    pub fn env_value(&self) -> String {
+        format!("{}+{}h", self.start, self.hours)
+    }
 }
 
 impl Default for MaintenanceSpec {
@@ -32,6 +55,7 @@ impl Default for MaintenanceSpec {
             orphaned_media_retention_hours: default_orphaned_media_hours(),
             media_cache_retention_days: default_media_cache_days(),
             preview_card_retention_days: default_preview_card_days(),
+            window: None,
         }
     }
 }
