@@ -9,7 +9,11 @@
 #   BENCH_PROFILE=debug  a debug build (figures meaningless; for working on the harness).
 #   BENCH_ACCOUNTS, BENCH_STATUSES, BENCH_FOLLOWERS, BENCH_CONNECTIONS, BENCH_EVENTS,
 #   BENCH_INBOX (deliveries), BENCH_SECONDS (per wrk run): one figure of the scale.
-#   BENCH_BIN_DIR (+ BENCH_COMMIT): use fedi-server and fedi-bench from there, no build.
+#   BENCH_BIN_DIR (+ BENCH_COMMIT): use fedi-server, fedi-bench and fedi-operator from
+#                        there, no build.
+#   BENCH_ONLY=server|operator  one half only; default both. The operator half runs on the
+#                        local control plane (tests/e2e/cluster/up.sh, started if needed,
+#                        left running): BENCH_INSTANCES FediInstances (1,000; small: 50).
 # Stops on exit exactly what it started (roles, services) and drops its database.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,6 +26,10 @@ case "$SCALE" in
     small) accounts=500 statuses=1000 followers=100 connections=100 events=10 inbox=500 seconds=5 ;;
     *) die "BENCH_SCALE is full (default) or small, not $SCALE" ;;
 esac
+ONLY="${BENCH_ONLY:-all}"
+case "$ONLY" in all | server | operator) ;; *) die "BENCH_ONLY is server or operator, not $ONLY" ;; esac
+case "$SCALE" in full) instances=1000 ;; small) instances=50 ;; esac
+instances="${BENCH_INSTANCES:-$instances}"
 # Any figure can be overridden on its own, e.g. BENCH_CONNECTIONS=2000.
 accounts="${BENCH_ACCOUNTS:-$accounts}" statuses="${BENCH_STATUSES:-$statuses}"
 followers="${BENCH_FOLLOWERS:-$followers}" connections="${BENCH_CONNECTIONS:-$connections}"
@@ -33,6 +41,8 @@ case "$PROFILE" in
 esac
 
 need cargo "install Rust with rustup (https://rustup.rs)"
+# The server half (everything up to the report) is skipped with BENCH_ONLY=operator.
+if [[ "$ONLY" != operator ]]; then
 need psql "install the PostgreSQL client (apt-get install postgresql-client)"
 need curl "install curl"
 if ! command -v wrk >/dev/null; then
@@ -45,6 +55,7 @@ if ! command -v wrk >/dev/null; then
     fi
 fi
 command -v perf >/dev/null || say "perf is missing: hotspots will say so (apt-get install linux-perf)"
+fi
 
 role_pids=()
 started_services=0
@@ -78,18 +89,22 @@ set -a; source "$SERVICES_ENV"; set +a
 if [[ -n "${BENCH_BIN_DIR:-}" ]]; then
     # Binaries built elsewhere, e.g. from a clean checkout of one commit (BENCH_COMMIT).
     server="$BENCH_BIN_DIR/fedi-server" bench="$BENCH_BIN_DIR/fedi-bench"
+    operator="$BENCH_BIN_DIR/fedi-operator"
     [[ -x "$server" && -x "$bench" ]] || die "BENCH_BIN_DIR has no fedi-server and fedi-bench"
     commit="${BENCH_COMMIT:-binaries of $BENCH_BIN_DIR}"
 else
-    phase "build ($PROFILE)" cargo build $build_flag --locked -p fedi-server -p fedi-bench
+    phase "build ($PROFILE)" cargo build $build_flag --locked -p fedi-server -p fedi-bench \
+        -p fedi-operator
     server="target/$PROFILE/fedi-server" bench="target/$PROFILE/fedi-bench"
-    commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- instance bench || echo +dirty)"
+    operator="target/$PROFILE/fedi-operator"
+    commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- instance operator bench || echo +dirty)"
 fi
 
 stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"
 work="$LOCAL_DIR/bench/$stamp"
 mkdir -p "$work/outcomes" "$LOCAL_DIR/logs" bench/results
 
+if [[ "$ONLY" != operator ]]; then
 bench_db="fedi_bench_$$"
 psql "$FEDI_TEST_DATABASE_URL" -qc "CREATE DATABASE $bench_db" >/dev/null
 export FEDI_DOMAIN=bench.example
@@ -151,17 +166,33 @@ phase "streaming fan-out" "$bench" ws-fanout --streamer "$streamer" --tokens "$w
     --author-id "$(cat "$work/author_id")" --connections "$connections" --events "$events" \
     --out "$work/outcomes"
 phase "inbox" "$bench" inbox --api "$api" --requests "$inbox" --out "$work/outcomes"
+fi
+
+if [[ "$ONLY" != server ]]; then
+    phase "cluster up" tests/e2e/cluster/up.sh >/dev/null
+    # shellcheck source=/dev/null
+    source "$LOCAL_DIR/cluster/env"
+    # CloudNativePG's CRDs for the managed databases (installed by fedi-bench only if
+    # missing, and removed afterwards only then).
+    FEDI_E2E_CRDS_DIR="$(tests/e2e/cluster/third-party-crds.sh)"
+    export FEDI_E2E_CRDS_DIR
+    [[ -x "$operator" ]] || die "no $operator"
+    phase "operator fleet ($instances instances)" "$bench" fleet --instances "$instances" \
+        --operator "$operator" --log "$LOCAL_DIR/logs/bench-operator.log" \
+        --note "scale=$SCALE, build=$PROFILE" --out "$work/outcomes"
+fi
 
 phase "report" "$bench" report --outcomes "$work/outcomes" \
     --markdown "bench/results/$stamp.md" --json "bench/results/$stamp.json" \
-    --meta "date=$stamp" --meta "scale=$SCALE" --meta "build=$PROFILE" --meta "commit=$commit" \
+    --meta "date=$stamp" --meta "scale=$SCALE" --meta "halves=$ONLY" --meta "build=$PROFILE" --meta "commit=$commit" \
     --meta "machine=$(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/ {print $2}') GiB" \
     --meta "load average at the end=$(cut -d' ' -f1-3 /proc/loadavg)"
 cp "bench/results/$stamp.md" bench/results/latest.md
 cp "bench/results/$stamp.json" bench/results/latest.json
 # The README shows the latest table of a full release run only: quick runs would replace
 # it with figures that mean nothing.
-if [[ "$SCALE" == full && "$PROFILE" == release && -z "${BENCH_CONNECTIONS:-}${BENCH_STATUSES:-}" ]]; then
+if [[ "$SCALE" == full && "$PROFILE" == release && "$ONLY" == all &&
+    -z "${BENCH_CONNECTIONS:-}${BENCH_STATUSES:-}${BENCH_INSTANCES:-}" ]]; then
     awk -v table=bench/results/latest.md '
         /<!-- bench:server:end -->/ { while ((getline l < table) > 0) print l; skip = 0 }
         !skip { print }

@@ -2,6 +2,7 @@
 //! fan-out, signed inbox deliveries), the wrapper that runs wrk and samples the roles, and
 //! the results table. `scripts/bench.sh` starts the services and the roles and calls these.
 
+mod fleet;
 mod http;
 mod inbox;
 mod outcome;
@@ -32,6 +33,8 @@ enum Command {
     Inbox(inbox::Args),
     /// One wrk run against the api, with the roles' CPU and memory around it.
     Http(http::Args),
+    /// The operator half: FediInstances on the local control plane until all are Ready.
+    Fleet(fleet::Args),
     /// The results table (Markdown and JSON) from every outcome of a run.
     Report(report::Args),
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
             Command::WsFanout(a) => ws::run(a).await,
             Command::Inbox(a) => inbox::run(a).await,
             Command::Http(a) => http::run(a).await,
+            Command::Fleet(a) => fleet::run(a).await,
             Command::Report(a) => report::run(a),
         }
     });
