@@ -265,6 +265,9 @@ async fn measure(
     };
 
     let drift = drift(a, client, ns).await?;
+    // The repaired Deployments' pods turn ready afterwards and the instances' statuses say
+    // so: settled first, or the resync would be charged with those writes.
+    settle(&op).await?;
     peak_rss = peak_rss.max(op.peak_rss_mib()?);
     drop(op);
 
@@ -313,8 +316,24 @@ async fn drift(a: &Args, client: &Client, ns: &str) -> anyhow::Result<Vec<u64>> 
     Ok(micros)
 }
 
+/// Until the operator has written nothing for 5 s (at most 120 s).
+async fn settle(op: &OperatorProcess) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut last, mut since) = (operator_writes(&op.metrics().await?), Instant::now());
+    while since.elapsed() < Duration::from_secs(5) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = operator_writes(&op.metrics().await?);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    Ok(())
+}
+
 struct Resync {
     seconds: f64,
+    /// The whole measurement, the quiet 5 s at its end included.
+    window: f64,
     reconciles: f64,
     requests: Requests,
     own: u64,
@@ -357,10 +376,12 @@ async fn resync(
     let seconds = (quiet_since - start).as_secs_f64();
     let rss = op.peak_rss_mib()?;
     let requests = api_requests(client).await?.since(requests_before);
+    let window = start.elapsed().as_secs_f64();
     let own = own.load(Ordering::Relaxed) - own_before;
     Ok((
         Resync {
             seconds,
+            window,
             reconciles,
             requests,
             own,
@@ -421,7 +442,7 @@ fn outcomes(
     // The API server counts every client: the bench's own requests are taken off, and the
     // control plane's traffic at rest for as long; other clients' bursts are not.
     let conv_requests = (c.requests.total - c.own as f64 - background * c.seconds).max(0.0);
-    let resync_requests = (r.requests.total - r.own as f64 - background * r.seconds).max(0.0);
+    let resync_requests = (r.requests.total - r.own as f64 - background * r.window).max(0.0);
     let drift_latency = crate::stats::latency(drift.to_vec());
     let drift_max = drift_latency.map_or(f64::NAN, |l| l.max);
     vec![
