@@ -18,6 +18,8 @@ struct Api {
     _worker: Server,
     db: String,
     http: reqwest::Client,
+    /// The instance's Redis names (feeds are read directly below).
+    keys: fedi_server::redis_keys::Namespace,
 }
 
 struct User {
@@ -38,6 +40,7 @@ impl Api {
             _worker: worker,
             db,
             http: reqwest::Client::new(),
+            keys: fedi_server::redis_keys::Namespace::new(&domain),
         }
     }
 
@@ -318,7 +321,7 @@ async fn a_blocked_domain_is_hidden_from_timelines_boosts_and_notifications() {
         .to_string();
     let redis = redis::Client::open(service_env("FEDI_TEST_REDIS_URL")).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
-    let feed = |id: &str| format!("feed:home:{{{id}}}");
+    let feed = |id: &str| api.keys.key(&format!("feed:home:{{{id}}}"));
     eventually(
         Duration::from_secs(15),
         "carol's home to show the boost and the post",
