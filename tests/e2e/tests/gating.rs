@@ -339,6 +339,22 @@ async fn a_redis_cluster_in_state_fail_holds_the_rollout_until_it_recovers() {
     assert_eq!(condition(&f, "RedisReady").1, "ClusterOk");
 
     b.kill();
+    // A probe within the node timeout still sees cluster_state:ok (with b unreachable, a
+    // Degraded but ready dependency, re-checked at the resync): once the survivor says
+    // fail, a change to the Secret stands for that resync.
+    await_until(Duration::from_secs(30), "cluster_state:fail", || async {
+        a.cli(None, &["CLUSTER", "INFO"])
+            .filter(|o| o.contains("cluster_state:fail"))
+            .map(|_| ())
+    })
+    .await
+    .unwrap();
+    merge_patch(
+        &ns.api::<Secret>(),
+        "test-redis",
+        json!({"metadata": {"annotations": {"e2e.fedi.dev/touched": "0"}}}),
+    )
+    .await;
     let message = failed(&api, "RedisReady", "ClusterFail").await;
     assert!(message.contains("cluster_state:fail"), "{message}");
     assert!(
