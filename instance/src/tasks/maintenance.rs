@@ -92,12 +92,7 @@ pub async fn orphaned_media(state: &AppState) -> anyhow::Result<u64> {
             })
             .flatten()
             .collect();
-        if let Some(storage) = &state.storage {
-            for key in &keys {
-                // Deleting a missing object succeeds: a retried batch goes through.
-                storage.delete(key).await?;
-            }
-        }
+        delete_objects(state, &keys).await?;
         tx.commit().await?;
         removed += rows.len() as u64;
         if (rows.len() as i64) < BATCH {
@@ -172,11 +167,7 @@ async fn expire(
             .flat_map(|(a, b)| [a.clone(), b.clone()])
             .flatten()
             .collect();
-        if let Some(storage) = &state.storage {
-            for key in &keys {
-                storage.delete(key).await?;
-            }
-        }
+        delete_objects(state, &keys).await?;
         tx.commit().await?;
         removed += rows.len() as u64;
         if (rows.len() as i64) < BATCH {
@@ -187,4 +178,15 @@ async fn expire(
         info!(removed, what, "cache expired");
     }
     Ok(removed)
+}
+
+/// Removes a batch's objects from the bucket (none without one). Deleting a missing object
+/// succeeds, so a retried batch goes through.
+async fn delete_objects(state: &AppState, keys: &[String]) -> anyhow::Result<()> {
+    if let Some(storage) = &state.storage {
+        for key in keys {
+            storage.delete(key).await?;
+        }
+    }
+    Ok(())
 }
