@@ -11,6 +11,9 @@
 #   BENCH_INBOX (deliveries), BENCH_SECONDS (per wrk run): one figure of the scale.
 #   BENCH_BIN_DIR (+ BENCH_COMMIT): use fedi-server, fedi-bench and fedi-operator from
 #                        there, no build.
+#   BENCH_REDIS_DB, BENCH_DOMAIN: the Redis database (9) and domain (bench.example) of the
+#                        server half, so that two runs on one machine stay apart.
+#   CARGO_TARGET_DIR     where the build goes and the binaries are taken from (target).
 #   BENCH_ONLY=server|operator  one half only; default both. The operator half runs on the
 #                        local control plane (tests/e2e/cluster/up.sh, started if needed,
 #                        left running): BENCH_INSTANCES FediInstances (1,000; small: 50).
@@ -95,8 +98,9 @@ if [[ -n "${BENCH_BIN_DIR:-}" ]]; then
 else
     phase "build ($PROFILE)" cargo build $build_flag --locked -p fedi-server -p fedi-bench \
         -p fedi-operator
-    server="target/$PROFILE/fedi-server" bench="target/$PROFILE/fedi-bench"
-    operator="target/$PROFILE/fedi-operator"
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    server="$target_dir/$PROFILE/fedi-server" bench="$target_dir/$PROFILE/fedi-bench"
+    operator="$target_dir/$PROFILE/fedi-operator"
     commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- instance operator bench || echo +dirty)"
 fi
 
@@ -107,11 +111,11 @@ mkdir -p "$work/outcomes" "$LOCAL_DIR/logs" bench/results
 if [[ "$ONLY" != operator ]]; then
 bench_db="fedi_bench_$$"
 psql "$FEDI_TEST_DATABASE_URL" -qc "CREATE DATABASE $bench_db" >/dev/null
-export FEDI_DOMAIN=bench.example
+export FEDI_DOMAIN="${BENCH_DOMAIN:-bench.example}"
 export FEDI_DATABASE_URL="${FEDI_TEST_DATABASE_URL%/*}/$bench_db"
 # A Redis database of its own: feeds and queues stay out of the tests' keyspace. Pub/sub is
 # shared across databases, so fedi-bench publishes on a hashtag channel of its own.
-export FEDI_REDIS_URL="$FEDI_TEST_REDIS_URL/9"
+export FEDI_REDIS_URL="$FEDI_TEST_REDIS_URL/${BENCH_REDIS_DB:-9}"
 redis-cli -u "$FEDI_REDIS_URL" FLUSHDB >/dev/null
 phase "migrate" "$server" migrate >/dev/null
 
