@@ -1,7 +1,8 @@
 //! The apply stage: makes the cluster hold the desired children, writing only what differs.
 //!
-//! Each child is read first; when every field we set already has our value, nothing is
-//! written, so a reconcile of an unchanged instance costs reads only. Otherwise the child is
+//! Each child is read first (from the watch cache when it has the kind, else from the API
+//! server); when every field we set already has our value, nothing is written, so a
+//! reconcile of an unchanged instance costs no API call at all once the cache is synced. Otherwise the child is
 //! server-side applied with our field manager (forcing ownership of our fields back, which
 //! is what repairs drift). Children we no longer want (a removed worker pool, an HPA after
 //! autoscaling is turned off) are pruned by label.
@@ -12,6 +13,7 @@ use serde_json::Value;
 use tracing::info;
 
 use crate::build::Child;
+use crate::cache::{Cached, ChildCache};
 use crate::{Error, Result};
 
 pub const FIELD_MANAGER: &str = "fedi-operator";
@@ -30,12 +32,22 @@ pub struct Applied {
     pub outcome: Outcome,
 }
 
-pub async fn apply(client: &Client, namespace: &str, child: Child) -> Result<Applied> {
+pub async fn apply(
+    client: &Client,
+    cache: &ChildCache,
+    namespace: &str,
+    child: Child,
+) -> Result<Applied> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &child.resource);
     let name = child.name();
     let failed =
         |e| missing_kind(&child.resource, e).unwrap_or_else(|e| Error::Apply(child.describe(), e));
-    let existing = api.get_opt(&name).await.map_err(failed)?;
+    let existing = match cache.get(&child.resource, namespace, &name) {
+        Cached::Present(live) => Some(DynamicObject::clone(&live)),
+        // Absent may only mean the watch is a moment behind a create: asking keeps
+        // "Created" truthful, and costs a read for new children only.
+        Cached::Absent | Cached::Unknown => api.get_opt(&name).await.map_err(failed)?,
+    };
     let desired = serde_json::to_value(&child.object).map_err(Error::Serialize)?;
     if let Some(live) = &existing {
         let live_json = serde_json::to_value(live).map_err(Error::Serialize)?;
@@ -65,36 +77,50 @@ pub async fn apply(client: &Client, namespace: &str, child: Child) -> Result<App
     })
 }
 
-/// Deletes the objects of kind `resource` matching `selector` (one instance's children)
-/// whose names are not in `keep`. Returns the names deleted.
+/// Deletes the objects of kind `resource` carrying every label of `labels` (one instance's
+/// children) whose names are not in `keep`. Returns the names deleted.
 pub async fn prune(
     client: &Client,
+    cache: &ChildCache,
     namespace: &str,
-    selector: &str,
+    labels: &[(&str, &str)],
     resource: &kube::api::ApiResource,
     keep: &[String],
 ) -> Result<Vec<String>> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
     let kind = resource.kind.clone();
-    let listed = match api
-        .list_metadata(&ListParams::default().labels(selector))
-        .await
-    {
-        Ok(listed) => listed,
-        // A kind whose CRD is not installed has nothing to prune.
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
-        Err(e) => return Err(Error::Apply(format!("{kind} list"), e)),
+    let names = match cache.names(resource, namespace, labels) {
+        Some(names) => names,
+        None => {
+            let selector = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            match api
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+            {
+                Ok(listed) => listed.into_iter().map(|o| o.name_any()).collect(),
+                // A kind whose CRD is not installed has nothing to prune.
+                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
+                Err(e) => return Err(Error::Apply(format!("{kind} list"), e)),
+            }
+        }
     };
     let mut deleted = Vec::new();
-    for obj in listed {
-        let name = obj.name_any();
-        if !keep.contains(&name) {
-            api.delete(&name, &DeleteParams::background())
-                .await
-                .map_err(|e| Error::Apply(format!("{kind}/{name}"), e))?;
-            info!(namespace, child = format!("{kind}/{name}"), "pruned");
-            deleted.push(name);
+    for name in names {
+        if keep.contains(&name) {
+            continue;
         }
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            // The cache may still show what an earlier reconcile deleted.
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) => return Err(Error::Apply(format!("{kind}/{name}"), e)),
+        }
+        info!(namespace, child = format!("{kind}/{name}"), "pruned");
+        deleted.push(name);
     }
     Ok(deleted)
 }

@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use crate::apply::{self, FIELD_MANAGER, Outcome};
 use crate::build::{self, Defaults};
+use crate::cache::ChildCache;
 use crate::capabilities::Capabilities;
 use crate::crd::{FediInstance, FediInstanceStatus, UpgradePhase};
 use crate::health::Health;
@@ -41,6 +42,7 @@ const DEPENDENCY_RETRY: Duration = Duration::from_secs(30);
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Label on every child; owned-object watches select on it to keep the cache small.
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by=fedi-operator";
+const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "fedi-operator");
 
 pub struct Context {
     pub client: Client,
@@ -51,6 +53,8 @@ pub struct Context {
     pub capabilities: Capabilities,
     /// The upgrades of every instance, for the limit on concurrent ones.
     pub fleet: Fleet,
+    /// The owned children as the watches see them: reads without API calls.
+    pub children: ChildCache,
 }
 
 impl Context {
@@ -59,6 +63,7 @@ impl Context {
         metrics: Arc<Metrics>,
         capabilities: Capabilities,
         fleet: Fleet,
+        children: ChildCache,
     ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
@@ -71,6 +76,7 @@ impl Context {
             defaults: Defaults::default(),
             capabilities,
             fleet,
+            children,
         }
     }
 
@@ -121,6 +127,12 @@ impl Context {
 
 pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
+    let (result, busy) = crate::busy::Busy::new(reconcile_once(fedi, ctx.clone())).await;
+    ctx.metrics.reconcile_busy(busy);
+    result
+}
+
+async fn reconcile_once(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Action> {
     let namespace = fedi
         .namespace()
         .ok_or(Error::Build(build::BuildError::Incomplete("namespace")))?;
@@ -229,11 +241,7 @@ async fn pipeline(
         for child in workloads {
             // Scaled to zero only: the pod template stays the live one, so that a version
             // changed while suspended goes through the pipeline when unsuspended.
-            let Some(live) = deployments_api(ctx, namespace)
-                .get_opt(&child.name())
-                .await
-                .map_err(Error::Kube)?
-            else {
+            let Some(live) = live_deployment(ctx, namespace, &child.name()).await? else {
                 continue;
             };
             let mut child = child;
@@ -252,12 +260,22 @@ async fn pipeline(
         advance(fedi, ctx, namespace, workloads, &image, &mut deployments).await?
     };
 
-    let selector = format!(
-        "app.kubernetes.io/instance={},{MANAGED_BY}",
-        fedi.name_any()
-    );
+    let instance = fedi.name_any();
+    let labels = [
+        ("app.kubernetes.io/instance", instance.as_str()),
+        MANAGED_BY_LABEL,
+    ];
     for (resource, names) in &keep {
-        for pruned in apply::prune(&ctx.client, namespace, &selector, resource, names).await? {
+        let pruned = apply::prune(
+            &ctx.client,
+            &ctx.children,
+            namespace,
+            &labels,
+            resource,
+            names,
+        )
+        .await?;
+        for pruned in pruned {
             ctx.child_changed(fedi, "Deleted", resource, namespace, &pruned)
                 .await;
         }
@@ -328,13 +346,24 @@ async fn hold(
     workloads: Vec<build::Child>,
     out: &mut Vec<(String, Deployment)>,
 ) -> Result<()> {
-    let api = deployments_api(ctx, namespace);
     for child in workloads {
-        if let Some(d) = api.get_opt(&child.name()).await.map_err(Error::Kube)? {
+        if let Some(d) = live_deployment(ctx, namespace, &child.name()).await? {
             out.push((component_of(&child), d));
         }
     }
     Ok(())
+}
+
+/// A Deployment as it is: from the cache, or asked when the cache cannot say.
+async fn live_deployment(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Deployment>> {
+    let resource = ApiResource::erase::<Deployment>(&());
+    match ctx.children.get(&resource, namespace, name) {
+        crate::cache::Cached::Present(live) => as_deployment(&live).map(Some),
+        _ => deployments_api(ctx, namespace)
+            .get_opt(name)
+            .await
+            .map_err(Error::Kube),
+    }
 }
 
 /// Applies every workload as the spec wants it.
@@ -506,7 +535,7 @@ async fn apply_child(
     namespace: &str,
     child: build::Child,
 ) -> Result<DynamicObject> {
-    let applied = apply::apply(&ctx.client, namespace, child).await?;
+    let applied = apply::apply(&ctx.client, &ctx.children, namespace, child).await?;
     if applied.outcome != Outcome::Unchanged {
         let verb = if applied.outcome == Outcome::Created {
             "Created"
@@ -730,16 +759,29 @@ struct Watching<'a> {
 impl Watching<'_> {
     async fn run(self, stop: futures::future::Shared<futures::future::BoxFuture<'static, ()>>) {
         let client = self.client;
+        let owned = || watcher::Config::default().labels(MANAGED_BY).any_semantic();
+        // The children's watches feed both the cache and the controllers' triggers; the
+        // cache must exist before the context that holds it.
+        let mut children = ChildCache::default();
+        let mut triggers: Vec<Vec<_>> = Vec::new();
+        for ns in self.namespaces {
+            let ns = ns.as_deref();
+            let streams = owned_kinds(self.capabilities)
+                .into_iter()
+                .map(|r| (children.watch(client, ns, &r, owned()), r))
+                .collect();
+            triggers.push(streams);
+        }
         let ctx = Arc::new(Context::new(
             client.clone(),
             self.metrics.clone(),
             self.capabilities,
             Fleet::new(self.max_concurrent_upgrades),
+            children,
         ));
-        let owned = || watcher::Config::default().labels(MANAGED_BY).any_semantic();
         let mut stores = Vec::new();
         let mut controllers = Vec::new();
-        for ns in self.namespaces {
+        for (ns, streams) in self.namespaces.iter().zip(triggers) {
             let ns = ns.as_deref();
             let controller = Controller::new(
                 scoped::<FediInstance>(client, ns),
@@ -751,17 +793,10 @@ impl Watching<'_> {
                 // A step of a rollout changes a Job or a Deployment several times within
                 // milliseconds: one reconcile for the burst, not one per change.
                 .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
-                .reconcile_on(ctx.fleet.subscribe(ns.map(String::from)))
-                .owns(scoped::<Deployment>(client, ns), owned())
-                .owns(scoped::<StatefulSet>(client, ns), owned())
-                .owns(scoped::<Job>(client, ns), owned())
-                .owns(scoped::<Service>(client, ns), owned())
-                .owns(scoped::<ConfigMap>(client, ns), owned())
-                .owns(scoped::<ServiceAccount>(client, ns), owned())
-                .owns(scoped::<HorizontalPodAutoscaler>(client, ns), owned())
-                .owns(scoped::<PodDisruptionBudget>(client, ns), owned())
-                .owns(scoped::<NetworkPolicy>(client, ns), owned())
-                .owns(scoped::<Ingress>(client, ns), owned());
+                .reconcile_on(ctx.fleet.subscribe(ns.map(String::from)));
+            for (stream, resource) in streams {
+                controller = controller.owns_stream_with(stream, resource);
+            }
             if self.watch_secrets {
                 // Metadata only: a change to a referenced Secret (created, keys edited) is
                 // picked up at once, and the operator never holds Secret values it does not
@@ -789,22 +824,6 @@ impl Watching<'_> {
                         ObjectRef::new(&name).within(&c.namespace().unwrap_or_default())
                     })
                 });
-            }
-            if self.capabilities.http_route {
-                let route = build::http_route_resource();
-                let api = match ns {
-                    Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &route),
-                    None => Api::<DynamicObject>::all_with(client.clone(), &route),
-                };
-                controller = controller.owns_with(api, route, owned());
-            }
-            if self.capabilities.keda {
-                let scaled = build::worker_scaling::scaled_object_resource();
-                let api = match ns {
-                    Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &scaled),
-                    None => Api::<DynamicObject>::all_with(client.clone(), &scaled),
-                };
-                controller = controller.owns_with(api, scaled, owned());
             }
             controllers.push(
                 controller
@@ -851,6 +870,30 @@ impl Watching<'_> {
         gauge.abort();
         readiness.abort();
     }
+}
+
+/// The kinds the operator creates and owns, watched (by label) into the child cache; a
+/// change to any of them reconciles its owner.
+fn owned_kinds(capabilities: Capabilities) -> Vec<ApiResource> {
+    let mut kinds = vec![
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<Job>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<ServiceAccount>(&()),
+        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+        ApiResource::erase::<PodDisruptionBudget>(&()),
+        ApiResource::erase::<NetworkPolicy>(&()),
+        ApiResource::erase::<Ingress>(&()),
+    ];
+    if capabilities.http_route {
+        kinds.push(build::http_route_resource());
+    }
+    if capabilities.keda {
+        kinds.push(build::worker_scaling::scaled_object_resource());
+    }
+    kinds
 }
 
 /// The instances in `store` that refer to `secret`.

@@ -6,6 +6,8 @@
 
 pub mod apply;
 pub mod build;
+pub mod busy;
+pub mod cache;
 pub mod capabilities;
 pub mod controller;
 pub mod crd;

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 pub use crate::build::migration_job::Phase;
 use crate::build::{self, Defaults};
+use crate::cache::ChildCache;
 use crate::crd::FediInstance;
 use crate::{Error, Result, apply};
 
@@ -78,7 +79,7 @@ pub(crate) async fn follow(
         match jobs.get_opt(&job.name()).await.map_err(Error::Kube)? {
             Some(live) => (live, None),
             None => {
-                let applied = apply::apply(client, namespace, job).await?;
+                let applied = apply::apply(client, &ChildCache::default(), namespace, job).await?;
                 (applied.live.clone(), Some(applied))
             }
         },

@@ -1,0 +1,195 @@
+//! The operator's cache of its children: one reflector store per owned kind, fed by the same
+//! watches that wake the controller, so that an unchanged child is compared without a GET
+//! and pruning needs no LIST.
+//!
+//! Objects are stored without `managedFields` and the `last-applied-configuration`
+//! annotation: they are what makes a child several times its own size, and nothing here
+//! reads them. A store that has not finished its first list answers `None`, and the caller
+//! asks the API server instead.
+
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+
+/// The children of every instance, as the watches last saw them.
+#[derive(Clone, Default)]
+pub struct ChildCache {
+    stores: Vec<Entry>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    group: String,
+    kind: String,
+    /// `None`: the store watches every namespace.
+    namespace: Option<String>,
+    store: Store<DynamicObject>,
+}
+
+/// What the cache knows of one child.
+#[derive(Debug)]
+pub enum Cached {
+    /// The kind is not cached here, or its store is still listing: ask the API server.
+    Unknown,
+    Absent,
+    Present(Arc<DynamicObject>),
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what is bulky and never read: who manages which field, and kubectl's copy of the
+/// whole object.
+pub fn strip(object: &mut DynamicObject) {
+    object.metadata.managed_fields = None;
+    if let Some(annotations) = object.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+impl ChildCache {
+    /// Watches `resource` (in `namespace`, or everywhere) with `config` into a new store;
+    /// returns the watch stream, which must be driven (the controller does, as a trigger).
+    pub fn watch(
+        &mut self,
+        client: &Client,
+        namespace: Option<&str>,
+        resource: &ApiResource,
+        config: watcher::Config,
+    ) -> BoxStream<'static, Result<DynamicObject, watcher::Error>> {
+        let api = match namespace {
+            Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, resource),
+            None => Api::<DynamicObject>::all_with(client.clone(), resource),
+        };
+        let writer = reflector::store::Writer::new(resource.clone());
+        self.stores.push(Entry {
+            group: resource.group.clone(),
+            kind: resource.kind.clone(),
+            namespace: namespace.map(String::from),
+            store: writer.as_reader(),
+        });
+        watcher(api, config)
+            .modify(strip)
+            .reflect(writer)
+            .touched_objects()
+            .boxed()
+    }
+
+    fn store(&self, resource: &ApiResource, namespace: &str) -> Option<&Store<DynamicObject>> {
+        self.stores
+            .iter()
+            .find(|e| {
+                e.group == resource.group
+                    && e.kind == resource.kind
+                    && e.namespace.as_deref().is_none_or(|n| n == namespace)
+            })
+            .map(|e| &e.store)
+            .filter(|s| ready(s))
+    }
+
+    pub fn get(&self, resource: &ApiResource, namespace: &str, name: &str) -> Cached {
+        let Some(store) = self.store(resource, namespace) else {
+            return Cached::Unknown;
+        };
+        let key = ObjectRef::new_with(name, resource.clone()).within(namespace);
+        match store.get(&key) {
+            Some(object) => Cached::Present(object),
+            None => Cached::Absent,
+        }
+    }
+
+    /// The names of the objects of `resource` in `namespace` carrying every label of
+    /// `labels`; `None` when the kind's store cannot answer.
+    pub fn names(
+        &self,
+        resource: &ApiResource,
+        namespace: &str,
+        labels: &[(&str, &str)],
+    ) -> Option<Vec<String>> {
+        let store = self.store(resource, namespace)?;
+        let matching = store.state_filter(|o| {
+            o.namespace().as_deref() == Some(namespace)
+                && labels
+                    .iter()
+                    .all(|(k, v)| o.labels().get(*k).is_some_and(|l| l == v))
+        });
+        Some(matching.iter().map(|o| o.name_any()).collect())
+    }
+}
+
+/// Whether the store holds its first full list (it keeps the previous state while a watch
+/// relists, so it stays usable once ready).
+fn ready(store: &Store<DynamicObject>) -> bool {
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    fn config_map(name: &str, instance: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "ns", "labels": {
+                "app.kubernetes.io/instance": instance,
+                "app.kubernetes.io/managed-by": "fedi-operator"},
+                "annotations": {LAST_APPLIED: "{}", "kept": "yes"},
+                "managedFields": [{"manager": "fedi-operator", "operation": "Apply"}]},
+            "data": {"k": "v"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn bulky_metadata_is_stripped_and_the_rest_kept() {
+        let mut o = config_map("a", "one");
+        strip(&mut o);
+        assert!(o.metadata.managed_fields.is_none());
+        let annotations = o.annotations();
+        assert!(!annotations.contains_key(LAST_APPLIED));
+        assert_eq!(annotations.get("kept").map(String::as_str), Some("yes"));
+        assert_eq!(o.data["data"]["k"], "v");
+    }
+
+    #[test]
+    fn lookups_wait_for_the_first_list_then_answer_by_name_and_label() {
+        let resource = ApiResource::erase::<ConfigMap>(&());
+        let mut writer = reflector::store::Writer::new(resource.clone());
+        let cache = ChildCache {
+            stores: vec![Entry {
+                group: resource.group.clone(),
+                kind: resource.kind.clone(),
+                namespace: None,
+                store: writer.as_reader(),
+            }],
+        };
+        assert!(matches!(cache.get(&resource, "ns", "a"), Cached::Unknown));
+        assert_eq!(cache.names(&resource, "ns", &[]), None);
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(config_map("a", "one")));
+        writer.apply_watcher_event(&Event::InitApply(config_map("b", "two")));
+        writer.apply_watcher_event(&Event::InitDone);
+        assert!(matches!(
+            cache.get(&resource, "ns", "a"),
+            Cached::Present(_)
+        ));
+        assert!(matches!(cache.get(&resource, "ns", "c"), Cached::Absent));
+        assert!(matches!(cache.get(&resource, "other", "a"), Cached::Absent));
+        let one = [("app.kubernetes.io/instance", "one")];
+        assert_eq!(cache.names(&resource, "ns", &one), Some(vec!["a".into()]));
+        assert_eq!(cache.names(&resource, "other", &one), Some(vec![]));
+        // Kinds without a store are not guessed at.
+        let secret = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
+        assert!(matches!(cache.get(&secret, "ns", "a"), Cached::Unknown));
+    }
+}
