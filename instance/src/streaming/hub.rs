@@ -5,10 +5,12 @@
 //! order Redis sent them, so that a `delete` never overtakes the `update` it follows.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{Notify, mpsc};
@@ -57,6 +59,9 @@ pub struct Subscription {
     kind: Kind,
     outbox: mpsc::Sender<Frame>,
     closer: Arc<Notify>,
+    /// Set (for the whole connection) when its outbox overflowed: it is counted and told
+    /// to close once, however many messages it misses meanwhile.
+    slow: Arc<AtomicBool>,
 }
 
 enum Kind {
@@ -67,19 +72,21 @@ enum Kind {
 }
 
 /// A message on its way to one client, rendered once per message and stream name for all
-/// the clients that receive it.
+/// the clients that receive it. Both forms are reference-counted buffers that the
+/// transports send as they are: a delivery to ten thousand clients copies no text and
+/// allocates nothing but the socket's own frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// `{"stream":[...],"event":"...","payload":"..."}`; without `payload` when there is
     /// none (`filters_changed`), as Mastodon's `JSON.stringify` leaves it out.
-    pub websocket: Arc<str>,
+    pub websocket: Utf8Bytes,
     /// `event: NAME\ndata: PAYLOAD\n\n`.
-    pub sse: Arc<str>,
+    pub sse: Bytes,
 }
 
 impl Frame {
     /// The frames of one message for the stream named `stream` (JSON), sharing `sse`.
-    fn render(stream: &str, event: &str, payload: &str, sse: Arc<str>) -> Frame {
+    fn render(stream: &str, event: &str, payload: &str, sse: Bytes) -> Frame {
         let event = serde_json::to_string(event).expect("a string serializes");
         let websocket = if payload.is_empty() {
             format!(r#"{{"stream":{stream},"event":{event}}}"#)
@@ -158,11 +165,13 @@ impl Hub {
                 closer: closer.clone(),
             },
         );
+        let slow = Arc::new(AtomicBool::new(false));
         let system = Arc::new(Subscription {
             viewer: viewer.clone(),
             kind: Kind::System,
             outbox: outbox.clone(),
             closer: closer.clone(),
+            slow: slow.clone(),
         });
         let channels = self.on_redis(&[channel::access_token(viewer.token_id)]);
         if self.register(&channels, &system) {
@@ -179,6 +188,7 @@ impl Hub {
             outbox,
             inbox,
             closer,
+            slow,
             subscriptions,
             gauge,
         }
@@ -313,7 +323,7 @@ impl Hub {
                 }
             }
         };
-        let sse: Arc<str> = Frame::sse(&event.event, &event.payload).into();
+        let sse = Bytes::from(Frame::sse(&event.event, &event.payload));
         // Clients of one channel mostly share a stream name: one rendering each.
         let mut rendered: HashMap<Arc<str>, Frame> = HashMap::new();
         for s in streams {
@@ -355,9 +365,11 @@ impl Hub {
                     self.metrics.sent.inc();
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.metrics.slow_closed.inc();
-                    debug!("a streaming client does not keep up; closing it");
-                    sub.closer.notify_one();
+                    if !sub.slow.swap(true, Ordering::Relaxed) {
+                        self.metrics.slow_closed.inc();
+                        debug!("a streaming client does not keep up; closing it");
+                        sub.closer.notify_one();
+                    }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             },
@@ -467,6 +479,7 @@ pub struct Connection {
     /// Notified when the connection must close: its token was revoked, it fell behind, or
     /// the server stops.
     pub closer: Arc<Notify>,
+    slow: Arc<AtomicBool>,
     /// By `Plan::key` (the system channel under ""): the channels and the subscription.
     subscriptions: HashMap<String, (Vec<String>, Arc<Subscription>)>,
     gauge: Gauge,
@@ -488,6 +501,7 @@ impl Connection {
             },
             outbox: self.outbox.clone(),
             closer: self.closer.clone(),
+            slow: self.slow.clone(),
         });
         let channels = self.hub.on_redis(&plan.channels);
         let new = self.hub.register(&channels, &sub);
@@ -541,7 +555,7 @@ mod tests {
     #[test]
     fn frames_are_mastodons() {
         let f = frame("update", r#"{"id":"1","content":"<p>a\nb</p>"}"#);
-        let ws: serde_json::Value = serde_json::from_str(&f.websocket).unwrap();
+        let ws: serde_json::Value = serde_json::from_str(f.websocket.as_str()).unwrap();
         assert_eq!(ws["stream"], serde_json::json!(["hashtag", "Rust"]));
         assert_eq!(ws["event"], "update");
         // The payload stays a string holding JSON.
@@ -549,10 +563,10 @@ mod tests {
             ws["payload"].as_str().unwrap(),
             r#"{"id":"1","content":"<p>a\nb</p>"}"#
         );
-        assert_eq!(&*frame("delete", "42").sse, "event: delete\ndata: 42\n\n");
+        assert_eq!(&*frame("delete", "42").sse, b"event: delete\ndata: 42\n\n");
         let changed = frame("filters_changed", "");
-        let ws: serde_json::Value = serde_json::from_str(&changed.websocket).unwrap();
+        let ws: serde_json::Value = serde_json::from_str(changed.websocket.as_str()).unwrap();
         assert!(ws.get("payload").is_none(), "{ws}");
-        assert_eq!(&*changed.sse, "event: filters_changed\ndata: \n\n");
+        assert_eq!(&*changed.sse, b"event: filters_changed\ndata: \n\n");
     }
 }

@@ -27,10 +27,11 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use fedi_config::ServerConfig;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::state::AppState;
 use hub::{Connection, Hub};
@@ -114,7 +115,14 @@ async fn run(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?
+        // Events are small writes that must leave at once: Nagle's algorithm would hold a
+        // second one until the client's (delayed) acknowledgement of the first.
+        .tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                debug!(error = %e, "cannot set TCP_NODELAY on a streaming connection");
+            }
+        });
     info!(addr = %config.listen, domain = %config.domain, "{what} listening");
     let app = tower_http::normalize_path::NormalizePath::trim_trailing_slash(app);
     axum::serve(

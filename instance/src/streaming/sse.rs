@@ -69,7 +69,7 @@ fn events(conn: Connection) -> impl futures::Stream<Item = Result<Bytes, Infalli
                 return Some((Ok(Bytes::from_static(b":)\n")), (conn, heartbeat, true)));
             }
             let chunk = tokio::select! {
-                frame = conn.inbox.recv() => Bytes::copy_from_slice(frame?.sse.as_bytes()),
+                frame = conn.inbox.recv() => frame?.sse,
                 _ = conn.closer.notified() => return None,
                 _ = heartbeat.tick() => Bytes::from_static(b":thump\n"),
             };

@@ -14,6 +14,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::hub::Frame;
 use super::streams::Request;
 use super::{Streamer, error, start_stream, stream_plan};
 
@@ -22,13 +23,41 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// A client that takes longer than this to accept one frame is gone or stalled: without a
 /// bound, a peer that stops reading would hold its connection (and its queue) forever.
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// What tungstenite reads from the socket at a time, and the capacity it zeroes before
+/// every read. Clients only send small control messages (subscribe, pong), and the
+/// default of 128 KiB per connection, zeroed on each wake-up, made memory and `memset`
+/// the cost of ten thousand idle connections. A larger message still arrives whole: the
+/// buffer grows for it.
+const READ_BUFFER: usize = 1024;
+/// Frames go to the socket as soon as they are sent (no per-connection write buffer kept
+/// at 128 KiB); the outbox is the queue.
+const WRITE_BUFFER: usize = 0;
+/// The largest message a client may send: a `subscribe` is a few dozen bytes, so anything
+/// near this is not a client of this API and is closed before it fills memory.
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// Frames sent in one go when several are waiting, before the socket is flushed.
+const BATCH: usize = 16;
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
 /// Sends one message within `SEND_TIMEOUT`; false when the client is gone.
-async fn send(tx: &mut futures::stream::SplitSink<WebSocket, Message>, message: Message) -> bool {
+async fn send(tx: &mut Sink, message: Message) -> bool {
     matches!(
         tokio::time::timeout(SEND_TIMEOUT, tx.send(message)).await,
         Ok(Ok(()))
     )
+}
+
+/// Sends the waiting frames (the shared buffers, not copies) and flushes once, within
+/// `SEND_TIMEOUT`; false when the client is gone.
+async fn send_all(tx: &mut Sink, frames: &mut Vec<Frame>) -> bool {
+    let write = async {
+        for frame in frames.drain(..) {
+            tx.feed(Message::Text(frame.websocket)).await?;
+        }
+        tx.flush().await
+    };
+    matches!(tokio::time::timeout(SEND_TIMEOUT, write).await, Ok(Ok(())))
 }
 
 pub async fn handler(
@@ -50,7 +79,11 @@ pub async fn handler(
         Some(p) => ws.protocols([p]),
         None => ws,
     };
-    ws.on_upgrade(move |socket| session(s, viewer, socket, initial))
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| session(s, viewer, socket, initial))
         .into_response()
 }
 
@@ -114,15 +147,28 @@ async fn session(
     }
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut answered = true;
+    // One waiter on the closer for the whole session, not a new one per delivery.
+    let closer = conn.closer.clone();
+    let closed = closer.notified();
+    tokio::pin!(closed);
+    let mut batch = Vec::new();
     loop {
         tokio::select! {
-            frame = conn.inbox.recv() => {
-                let Some(frame) = frame else { break };
-                if !send(&mut tx, Message::Text(frame.websocket.to_string().into())).await {
+            n = conn.inbox.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                // A client closed for being slow is usually stuck in this write: it goes
+                // now, not when the write times out.
+                let sent = tokio::select! {
+                    sent = send_all(&mut tx, &mut batch) => sent,
+                    _ = &mut closed => false,
+                };
+                if !sent {
                     break;
                 }
             }
-            _ = conn.closer.notified() => {
+            _ = &mut closed => {
                 send(&mut tx, Message::Close(None)).await;
                 break;
             }
