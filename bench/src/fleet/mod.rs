@@ -1,16 +1,18 @@
 //! `fedi-bench fleet`: the operator half of `make bench`. On the local control plane (kwok),
-//! N FediInstances with a managed database (CloudNativePG, its status played here) and the
-//! test services' Redis and S3 as external ones; one operator process serving their
-//! namespace. Measures the time until all are Ready, reconciles per second and their
+//! N FediInstances with a managed database and a managed standalone Redis, and the test
+//! services' S3 as an external one; one operator process serving their namespace. What the
+//! control plane lacks is played by the e2e suite's `fedi_e2e::played`: CloudNativePG's
+//! status, the Redis StatefulSets' volumes, and the Redis the operator PINGs (one shared
+//! `redis-server` accepting every instance's generated password, reached through the played
+//! cluster DNS of the operator's own mount namespace). Measures the time until all are Ready, reconciles per second and their
 //! duration (the operator's histogram), its peak RSS, API requests per instance during
 //! convergence and during a full resync (a restarted operator), and how long a deleted
 //! child Deployment takes to come back.
 
-mod cnpg;
 mod metrics;
 mod operator;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use fedi_e2e::FediInstance;
+use fedi_e2e::played::PlayedCluster;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -74,10 +77,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         fedi_e2e::played::is_local_control_plane(&client).await,
         "not the local control plane (kwok nodes only): `make cluster-up` and its KUBECONFIG"
     );
+    // Panics with what is missing (root, util-linux) before anything is created.
+    fedi_e2e::played::dns::assert_mount_namespaces();
     fedi_e2e::install_crd(&client).await;
     // Installed only if missing, removed on drop only if installed here.
     let cnpg = fedi_e2e::ThirdPartyCrds::install(&client, "cloudnative-pg").await;
     let ns = format!("bench-fleet-{}", std::process::id());
+    let played_dir = std::env::temp_dir().join(&ns);
     let namespaces = Api::<Namespace>::all(client.clone());
     namespaces
         .create(
@@ -86,10 +92,18 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         )
         .await
         .context("creating the bench namespace")?;
-    let result = measure(&a, &client, &own, &ns).await;
+    // The bench's counting client: the played parts' requests are the bench's own.
+    let played =
+        PlayedCluster::start_sharing_redis(&client, std::slice::from_ref(&ns), &played_dir);
+    let result = measure(&a, &client, &own, &ns, &played).await;
     // Deleted while an operator still runs, so that the instances' finalizers are honoured.
-    let cleanup = cleanup(&a, &client, &ns).await;
+    let cleanup = cleanup(&a, &client, &ns, &played).await;
+    // Stops the shared Redis and deletes the volumes it made.
+    drop(played);
     drop(cnpg);
+    if result.is_ok() && cleanup.is_ok() {
+        let _ = std::fs::remove_dir_all(&played_dir);
+    }
     let outcomes = result?;
     cleanup?;
     for o in outcomes {
@@ -98,8 +112,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn cleanup(a: &Args, client: &Client, ns: &str) -> anyhow::Result<()> {
-    let _operator = OperatorProcess::start(&a.operator, ns, &a.log)?;
+async fn cleanup(
+    a: &Args,
+    client: &Client,
+    ns: &str,
+    played: &PlayedCluster,
+) -> anyhow::Result<()> {
+    let _operator = OperatorProcess::start(&a.operator, ns, played.hosts.path(), &a.log)?;
     // The instances first, their finalizers run by the operator; then the namespace, so that
     // the operator never applies into a namespace being terminated.
     let api: Api<FediInstance> = Api::namespaced(client.clone(), ns);
@@ -166,7 +185,8 @@ fn instance(i: usize) -> anyhow::Result<FediInstance> {
         "spec": {
             "domain": format!("i{i}.bench.example"),
             "database": {"managed": {"instances": 1}},
-            "redis": {"external": {"urlSecretRef": {"name": "bench-redis", "key": "url"}}},
+            // A primary only, as the database has one instance: the smallest managed shape.
+            "redis": {"managed": {"mode": "standalone", "replicasPerShard": 0}},
             "objectStorage": {"external": {"endpoint": env("FEDI_TEST_S3_ENDPOINT"),
                 "region": env("FEDI_TEST_S3_REGION"), "bucket": "fedi-bench-fleet",
                 "pathStyle": true, "credentialsSecretRef": {"name": "bench-s3"}}},
@@ -194,23 +214,13 @@ async fn measure(
     client: &Client,
     own: &Arc<AtomicU64>,
     ns: &str,
+    played: &PlayedCluster,
 ) -> anyhow::Result<Vec<Outcome>> {
     let secrets = Api::<Secret>::namespaced(client.clone(), ns);
-    for (name, data) in [
-        (
-            "bench-redis",
-            json!({"url": fedi_e2e::service_env("FEDI_TEST_REDIS_URL")}),
-        ),
-        (
-            "bench-s3",
-            json!({"accessKeyId": fedi_e2e::service_env("FEDI_TEST_S3_ACCESS_KEY"),
-                   "secretAccessKey": fedi_e2e::service_env("FEDI_TEST_S3_SECRET_KEY")}),
-        ),
-    ] {
-        let secret =
-            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))?;
-        secrets.create(&PostParams::default(), &secret).await?;
-    }
+    let secret = serde_json::from_value(json!({"metadata": {"name": "bench-s3"},
+        "stringData": {"accessKeyId": fedi_e2e::service_env("FEDI_TEST_S3_ACCESS_KEY"),
+                       "secretAccessKey": fedi_e2e::service_env("FEDI_TEST_S3_SECRET_KEY")}}))?;
+    secrets.create(&PostParams::default(), &secret).await?;
 
     // The control plane's own traffic (kwok's heartbeats, controllers, other users) at rest:
     // taken off the operator's figures below.
@@ -221,7 +231,8 @@ async fn measure(
     let background =
         (quiet.total - (own.load(Ordering::Relaxed) - quiet_own) as f64).max(0.0) / 5.0;
 
-    let mut op = OperatorProcess::start(&a.operator, ns, &a.log)?;
+    let hosts = played.hosts.path();
+    let mut op = OperatorProcess::start(&a.operator, ns, hosts, &a.log)?;
     let metrics_before = op.metrics().await?;
     let api: Api<FediInstance> = Api::namespaced(client.clone(), ns);
     let requests_before = api_requests(client).await?;
@@ -230,11 +241,9 @@ async fn measure(
     for i in 0..a.instances {
         api.create(&PostParams::default(), &instance(i)?).await?;
     }
-    let mut played = BTreeSet::new();
     let deadline = start + Duration::from_secs(a.timeout);
     let mut peak_rss: f64 = 0.0;
     loop {
-        cnpg::play(client, ns, &mut played).await?;
         peak_rss = peak_rss.max(op.peak_rss_mib().unwrap_or(0.0));
         let list = api.list(&ListParams::default()).await?;
         let ready = list.items.iter().filter(|f| is_ready(f)).count();
@@ -271,7 +280,14 @@ async fn measure(
     peak_rss = peak_rss.max(op.peak_rss_mib()?);
     drop(op);
 
-    let (resync, resync_rss) = resync(a, client, own, ns).await?;
+    let passwords = played.shared_redis_passwords();
+    ensure!(
+        passwords == a.instances,
+        "the shared Redis accepts {passwords} instance passwords, not {}: the instances did not \
+         all get a managed Redis of their own",
+        a.instances
+    );
+    let (resync, resync_rss) = resync(a, client, own, ns, hosts).await?;
     peak_rss = peak_rss.max(resync_rss);
     Ok(outcomes(
         a,
@@ -347,11 +363,12 @@ async fn resync(
     client: &Client,
     own: &Arc<AtomicU64>,
     ns: &str,
+    hosts: &std::path::Path,
 ) -> anyhow::Result<(Resync, f64)> {
     let requests_before = api_requests(client).await?;
     let own_before = own.load(Ordering::Relaxed);
     let start = Instant::now();
-    let op = OperatorProcess::start(&a.operator, ns, &a.log)?;
+    let op = OperatorProcess::start(&a.operator, ns, hosts, &a.log)?;
     let deadline = start + Duration::from_secs(a.timeout);
     // Every instance reconciled once, then 5 s without a reconcile: the resync is over.
     let (mut last, mut quiet_since) = (0.0, Instant::now());
@@ -460,8 +477,10 @@ fn outcomes(
             }),
             vec![format!(
                 "all Ready {:.1} s after the first create; managed database (CloudNativePG \
-                 Cluster, status played by the bench), external Redis and S3 (the test \
-                 services)",
+                 Cluster, status played by the bench); managed Redis, standalone (a primary, \
+                 no replica), its volume bound and its PING answered by ONE shared \
+                 redis-server the bench plays, which accepts every instance's generated \
+                 password; external S3 (the test services')",
                 c.seconds
             )],
         ),

@@ -1,7 +1,10 @@
 //! The operator as a process, as in a pod (one replica, no leader election: the Lease
-//! renewals would count as writes), serving only the bench's namespace.
+//! renewals would count as writes), serving only the bench's namespace. It resolves names
+//! through the played cluster DNS (`fedi_e2e::played::dns`: a hosts file of its own mount
+//! namespace), as it would resolve the managed Redis' Service in a pod.
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,7 +16,7 @@ pub struct OperatorProcess {
 }
 
 impl OperatorProcess {
-    pub fn start(bin: &str, namespace: &str, log: &std::path::Path) -> anyhow::Result<Self> {
+    pub fn start(bin: &str, namespace: &str, hosts: &Path, log: &Path) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -22,7 +25,7 @@ impl OperatorProcess {
             .append(true)
             .open(log)
             .with_context(|| format!("opening {}", log.display()))?;
-        let child = Command::new(bin)
+        let child = fedi_e2e::played::dns::operator_command_for(hosts, bin)
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
             .args(["--namespaces", namespace])
             .env("POD_NAMESPACE", namespace)

@@ -92,6 +92,11 @@ pub fn operator_command(hosts: &Path) -> Command {
     seeing(hosts, &crate::operator_bin())
 }
 
+/// As [`operator_command`], for the operator binary `bin` (the bench names its own).
+pub fn operator_command_for(hosts: &Path, bin: &str) -> Command {
+    seeing(hosts, bin)
+}
+
 /// `program` in a private mount namespace whose `/etc/hosts` is `hosts`.
 fn seeing(hosts: &Path, program: &str) -> Command {
     let mut cmd = Command::new("setpriv");

@@ -19,6 +19,9 @@
 //! - CloudNativePG's controller: a healthy Cluster status and the application Secret, as in
 //!   `tests/cloudnative_pg.rs`, see `cloudnative_pg`.
 //!
+//! For many instances at once (the operator bench), [`PlayedCluster::start_sharing_redis`]
+//! plays every standalone managed Redis with one shared server, see `shared_redis`.
+//!
 //! Only on the local control plane: on a real cluster (E2E_KUBECONFIG) the pods, DNS,
 //! volumes and CloudNativePG are real and nothing here must stand in for them.
 
@@ -26,6 +29,7 @@ pub mod cloudnative_pg;
 pub mod dns;
 pub mod forward;
 pub mod programs;
+pub mod shared_redis;
 pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,6 +64,9 @@ pub async fn is_local_control_plane(client: &Client) -> bool {
             .all(|n| n.annotations().get("kwok.x-k8s.io/node").is_some())
 }
 
+/// The components (`app.kubernetes.io/component`) whose pods run a played program (`step`).
+const PLAYED_COMPONENTS: [&str; 2] = ["redis", "s3"];
+
 /// A pod the test plays: the labels Services select it by, and where its program listens.
 struct PlayedPod {
     namespace: String,
@@ -76,6 +83,10 @@ struct State {
     ready_sets: BTreeSet<String>,
     started_sets: BTreeSet<String>,
     volumes: volumes::Volumes,
+    /// Whether one server stands in for every standalone managed Redis...
+    share_redis: bool,
+    /// ...started with the first, on the port its pods declare.
+    shared_redis: Option<shared_redis::SharedRedis>,
 }
 
 /// Plays the missing parts for some namespaces until dropped (then stops every program and
@@ -90,9 +101,29 @@ pub struct PlayedCluster {
 impl PlayedCluster {
     /// Starts playing for `namespaces`, with its files (hosts file, data, logs) under `dir`.
     pub fn start(client: &Client, namespaces: &[String], dir: &Path) -> Self {
+        Self::start_with(client, namespaces, dir, false)
+    }
+
+    /// As [`PlayedCluster::start`], but every standalone managed Redis is the same
+    /// `redis-server`, which accepts each instance's generated password (cluster mode is
+    /// still one server per node).
+    pub fn start_sharing_redis(client: &Client, namespaces: &[String], dir: &Path) -> Self {
+        Self::start_with(client, namespaces, dir, true)
+    }
+
+    /// How many instance passwords the shared Redis accepts (0 when not sharing).
+    pub fn shared_redis_passwords(&self) -> usize {
+        let state = self.state.lock().unwrap();
+        state.shared_redis.as_ref().map_or(0, |r| r.admitted())
+    }
+
+    fn start_with(client: &Client, namespaces: &[String], dir: &Path, share_redis: bool) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let hosts = Arc::new(HostsFile::create(dir.join("hosts")).expect("a hosts file"));
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            share_redis,
+            ..State::default()
+        }));
         let task = tokio::spawn(run(
             client.clone(),
             namespaces.to_vec(),
@@ -136,6 +167,7 @@ impl Drop for PlayedCluster {
         self.task.abort();
         let mut state = std::mem::take(&mut *self.state.lock().unwrap());
         state.programs.clear();
+        state.shared_redis = None;
         state.volumes.delete_all();
     }
 }
@@ -343,6 +375,34 @@ async fn play_redis(
     let replicas = sts.spec.replicas.unwrap_or(1);
     let cluster = conf.lines().any(|l| l.trim() == "cluster-enabled yes");
     let port = first_container_port(sts).context("the Redis container declares no port")?;
+    if !cluster && state.lock().unwrap().share_redis {
+        let mut s = state.lock().unwrap();
+        if s.shared_redis.is_none() {
+            let shared_dir = dir.parent().unwrap_or(dir).join("shared-redis");
+            s.shared_redis = Some(shared_redis::SharedRedis::start(&shared_dir, port)?);
+        }
+        if let Some(shared) = s.shared_redis.as_mut() {
+            anyhow::ensure!(
+                shared.port == port,
+                "the shared Redis listens on {}, a managed Redis declares {port}",
+                shared.port
+            );
+            let password = shared_redis::required_password(&auth)
+                .context("the managed Redis' auth.conf sets no requirepass")?;
+            shared.admit(password)?;
+            let ip = shared.ip;
+            // Every pod (primary and replicas) is the shared server: they would all answer.
+            for index in 0..replicas {
+                hosts.map(&pod_host(sts, ns, index), ip.into());
+                s.pods.push(PlayedPod {
+                    namespace: ns.to_string(),
+                    labels: pod_labels(sts, index),
+                    ip,
+                });
+            }
+            return Ok(true);
+        }
+    }
     let mut primary = None;
     for index in 0..replicas {
         let ip = loopback();
@@ -409,21 +469,39 @@ async fn name_services(
     hosts: &HostsFile,
     state: &Mutex<State>,
 ) -> anyhow::Result<()> {
+    // Only the played components' Services (the operator labels a Service as the pods it
+    // selects): at 1,000 instances the others are thousands of objects each pass.
+    let played = ListParams::default().labels(&format!(
+        "app.kubernetes.io/component in ({})",
+        PLAYED_COMPONENTS.join(",")
+    ));
     let services = Api::<Service>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
+        .list(&played)
         .await?;
     let state = state.lock().unwrap();
+    // Pods by label, so that a Service is matched against the few of its most selective one.
+    let mut by_label: BTreeMap<(&str, &str), Vec<&PlayedPod>> = BTreeMap::new();
+    for pod in state.pods.iter().filter(|p| p.namespace == ns) {
+        for (k, v) in &pod.labels {
+            by_label.entry((k, v)).or_default().push(pod);
+        }
+    }
     for svc in services {
         let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.clone()) else {
             continue;
         };
-        if selector.is_empty() {
-            continue;
-        }
-        let mut pods: Vec<&PlayedPod> = state
-            .pods
+        // The candidates of its most selective label (none if a label matches no pod).
+        let Some(candidates) = selector
             .iter()
-            .filter(|p| p.namespace == ns)
+            .map(|(k, v)| by_label.get(&(k.as_str(), v.as_str())))
+            .min_by_key(|c| c.map_or(0, Vec::len))
+        else {
+            continue;
+        };
+        let mut pods: Vec<&PlayedPod> = candidates
+            .into_iter()
+            .flatten()
+            .copied()
             .filter(|p| selector.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
             .collect();
         pods.sort_by_key(|p| p.labels.get("statefulset.kubernetes.io/pod-name").cloned());
