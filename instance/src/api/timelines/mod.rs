@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::statuses::paged;
 use crate::api::ApiError;
-use crate::api::entities::status::{load_statuses, status_visible};
+use crate::api::entities::status::load_statuses;
 use crate::api::pagination::PageQuery;
 use crate::api::params::{Params, flex};
 use crate::auth::MaybeAuth;
@@ -68,13 +68,23 @@ pub struct PublicQuery {
 /// blocking them, nor accounts of domains they block, nor statuses outside the languages they
 /// chose (those without a language always show), nor accounts silenced by the instance's
 /// domain blocks unless they follow them, as in Mastodon.
+///
+/// Who may see a public status is written out rather than taken from `status_visible!`:
+/// for public statuses it comes down to an author not suspended (the joined `a`) who does
+/// not block the viewer, and the general form (a `coalesce` over every visibility, an
+/// accounts lookup the planner hashes whole at each call) made PostgreSQL misjudge how
+/// many rows pass, choose a plan costly enough to JIT-compile, and spend 0.1 to 2 s per
+/// page on 1M statuses instead of under 1 ms. `all` is "no wanted name missing" for the
+/// same reason (a count compared to a cardinality is estimated as rare).
 macro_rules! public_sql {
     ($order:literal) => {
         concat!(
             "SELECT s.id FROM statuses s JOIN accounts a ON a.id = s.account_id \
-             WHERE s.visibility = 'public' AND s.reblog_of_id IS NULL AND ",
-            status_visible!("s", "$4::bigint"),
-            " AND (NOT $5 OR a.domain IS NULL) AND (NOT $6 OR a.domain IS NOT NULL) \
+             WHERE s.visibility = 'public' AND s.reblog_of_id IS NULL \
+               AND a.suspended_at IS NULL \
+               AND (s.account_id = $4::bigint OR NOT EXISTS (SELECT 1 FROM blocks vb \
+                    WHERE vb.account_id = s.account_id AND vb.target_account_id = $4)) \
+               AND (NOT $5 OR a.domain IS NULL) AND (NOT $6 OR a.domain IS NOT NULL) \
                AND (NOT $7 OR cardinality(s.ordered_media_attachment_ids) > 0) \
                AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.account_id = $4 \
                                AND b.target_account_id = s.account_id) \
@@ -91,10 +101,9 @@ macro_rules! public_sql {
                AND ($8::text[] IS NULL OR EXISTS (SELECT 1 FROM statuses_tags st \
                     JOIN tags t ON t.id = st.tag_id \
                     WHERE st.status_id = s.id AND lower(t.name) = ANY($8))) \
-               AND (SELECT count(DISTINCT lower(t.name)) FROM statuses_tags st \
-                    JOIN tags t ON t.id = st.tag_id \
-                    WHERE st.status_id = s.id AND lower(t.name) = ANY($9)) \
-                   = cardinality($9::text[]) \
+               AND NOT EXISTS (SELECT 1 FROM unnest($9::text[]) AS w(name) \
+                    WHERE NOT EXISTS (SELECT 1 FROM statuses_tags st JOIN tags t ON t.id = st.tag_id \
+                         WHERE st.status_id = s.id AND lower(t.name) = w.name)) \
                AND NOT EXISTS (SELECT 1 FROM statuses_tags st JOIN tags t ON t.id = st.tag_id \
                     WHERE st.status_id = s.id AND lower(t.name) = ANY($10)) \
                AND ($1::bigint IS NULL OR s.id < $1) AND ($2::bigint IS NULL OR s.id > $2) \
