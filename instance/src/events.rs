@@ -161,19 +161,67 @@ pub mod channel {
 /// reaches the nodes of its slot's shard only instead of being broadcast to every node.
 pub async fn publish(state: &AppState, channel: &str, event: &Event) -> redis::RedisResult<()> {
     let message = serde_json::to_string(event).expect("event serializes");
+    publish_message(state, channel, &message).await
+}
+
+/// Publishes `event` on every channel of `channels`, serialized once: on a standalone
+/// server in one pipeline, on a cluster (where each channel may live on another shard) a
+/// few at a time. A fan-out sends one event to a thousand home channels; one round trip and
+/// one serialization each would cost the worker more than the feed writes. Returns how many
+/// channels failed (the caller logs it: delivery is best effort).
+pub async fn publish_many(state: &AppState, channels: &[String], event: &Event) -> usize {
+    use futures::StreamExt;
+    /// Channels per pipeline (standalone) or in flight (cluster): enough to hide round
+    /// trips, few enough not to hold the shared connection for long.
+    const BATCH: usize = 256;
+    if channels.is_empty() {
+        return 0;
+    }
+    let message = serde_json::to_string(event).expect("event serializes");
+    let keys = state.redis.keys();
+    match &*state.redis {
+        Redis::Standalone { .. } => {
+            let mut failed = 0;
+            for chunk in channels.chunks(BATCH) {
+                let mut pipe = redis::pipe();
+                for c in chunk {
+                    pipe.cmd("PUBLISH")
+                        .arg(keys.channel(c))
+                        .arg(&message)
+                        .ignore();
+                }
+                if state.redis.pipeline::<()>(&pipe).await.is_err() {
+                    failed += chunk.len();
+                }
+            }
+            failed
+        }
+        Redis::Cluster { .. } => {
+            let message = &message;
+            futures::stream::iter(0..channels.len())
+                .map(|i| publish_message(state, &channels[i], message))
+                .buffer_unordered(BATCH)
+                .filter(|r| std::future::ready(r.is_err()))
+                .count()
+                .await
+        }
+    }
+}
+
+async fn publish_message(state: &AppState, channel: &str, message: &str) -> redis::RedisResult<()> {
     let channel = &state.redis.keys().channel(channel);
     if let Redis::Cluster { .. } = &*state.redis {
         let cluster = legacy::Cluster::of(state);
         if !legacy::known(cluster) {
             let mut cmd = redis::cmd("SPUBLISH");
-            cmd.arg(channel).arg(&message);
+            cmd.arg(channel).arg(message);
             match state.redis.query::<i64>(&cmd).await {
                 Err(e) if unknown_command(&e) => legacy::found(cluster),
                 result => return result.map(drop),
             }
         }
     }
-    state.redis.publish(channel, &message).await
+    state.redis.publish(channel, message).await
 }
 
 /// Whether Redis refused a command it does not know (sharded pub/sub before 7.0).

@@ -147,6 +147,31 @@ impl Redis {
         }
     }
 
+    /// Runs `pipe` in one round trip on a standalone server. A cluster routes a pipeline to
+    /// one slot's node only, so callers that span keys of several slots send their commands
+    /// one by one there (see `Redis::Cluster`).
+    pub async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Redis::Standalone { client, conn, .. } => {
+                let mut c = conn
+                    .get_or_try_init(|| ConnectionManager::new(client.clone()))
+                    .await?
+                    .clone();
+                pipe.query_async(&mut c).await
+            }
+            Redis::Cluster { client, conn, .. } => {
+                let mut c = conn
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await?
+                    .clone();
+                pipe.query_async(&mut c).await
+            }
+        }
+    }
+
     /// `SET key value EX ttl`, with `NX` when `only_if_absent`: whether the key was set
     /// (false: `NX` and the key existed). Idempotency keys and other "first one wins"
     /// markers are built on it.

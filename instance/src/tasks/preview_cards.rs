@@ -66,6 +66,16 @@ pub async fn enqueue(state: &AppState, id: i64) {
     .await;
 }
 
+/// Queues the preview of local status `id`, just created as `content_html`, only when the
+/// job would have something to fetch: a link worth a card and no media (which take a
+/// card's place). Most statuses have neither, and a job per status would load the `pull`
+/// queue with no-ops.
+pub async fn enqueue_if_linked(state: &AppState, id: i64, content_html: &str, has_media: bool) {
+    if !has_media && page::first_link(content_html, &state.config.domain).is_some() {
+        enqueue(state, id).await;
+    }
+}
+
 /// Queues a new look at the card of status `id`, just edited (Mastodon's
 /// `reset_preview_card!` when the text changed).
 pub async fn enqueue_edited(state: &AppState, id: i64) {

@@ -11,9 +11,10 @@
 //! Events render the Status entity once, as an anonymous viewer would see it (Mastodon's
 //! `anonymous_payload`); the streamer applies each client's blocks and mutes.
 
+mod feeds;
+
 use std::collections::BTreeSet;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -128,10 +129,6 @@ pub async fn refill(state: &AppState, account_id: i64) {
     feed::invalidate(state, account_id).await;
     enqueue(state, REBUILD, Rebuild { account_id }).await;
 }
-
-/// Feeds written at once during a fan-out: enough to hide Redis round trips, few enough
-/// not to starve other jobs sharing the connection.
-const CONCURRENCY: usize = 32;
 
 /// What a job needs to know about a status, read once.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -305,6 +302,17 @@ async fn publish(state: &AppState, channel: &str, event: &Event) {
     }
 }
 
+async fn publish_all(state: &AppState, channels: &[String], event: &Event) {
+    let failed = events::publish_many(state, channels, event).await;
+    if failed > 0 {
+        warn!(
+            failed,
+            event = event.event,
+            "cannot publish streaming events"
+        );
+    }
+}
+
 /// Job arguments of a fan-out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FanOut {
@@ -344,34 +352,23 @@ pub async fn fan_out(state: &AppState, job: &FanOut) -> anyhow::Result<()> {
             homes.push(account);
         }
     }
-    let entry = facts.entry(id);
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(homes)
-        .map(|account| {
-            let event = &event;
-            async move {
-                let send = job.update
-                    || matches!(
-                        feed::insert(&state.redis, account, entry).await?,
-                        Inserted::Added | Inserted::NoFeed
-                    );
-                if send {
-                    publish(state, &channel::user(account), event).await;
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    // A failed feed write fails the job, which retries: writes already done are idempotent.
-    results.into_iter().collect::<anyhow::Result<()>>()?;
+    let mut channels: Vec<String> = if job.update {
+        homes.iter().map(|a| channel::user(*a)).collect()
+    } else {
+        // A failed feed write fails the job, which retries: writes already done are
+        // idempotent.
+        let done = feeds::insert(&state.redis, &homes, facts.entry(id)).await?;
+        homes
+            .iter()
+            .zip(done)
+            .filter(|(_, done)| matches!(done, Inserted::Added | Inserted::NoFeed))
+            .map(|(account, _)| channel::user(*account))
+            .collect()
+    };
     let lists: BTreeSet<i64> = followers.iter().flat_map(|r| r.lists.clone()).collect();
-    for list in lists {
-        publish(state, &channel::list(list), &event).await;
-    }
-    for c in facts.public_channels() {
-        publish(state, &c, &event).await;
-    }
+    channels.extend(lists.into_iter().map(channel::list));
+    channels.extend(facts.public_channels());
+    publish_all(state, &channels, &event).await;
     // Mastodon's `deliver_to_conversation!`: direct statuses also go to the conversations of
     // their local participants, once (an edit changes none).
     if facts.visibility == "direct" && facts.reblog_of_id.is_none() && !job.update {
@@ -435,36 +432,23 @@ pub async fn remove_status(state: &AppState, d: &Deletion) -> anyhow::Result<()>
         .collect();
     entries.push(d.status);
     let gone = Event::delete(d.status.id);
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(feeds)
-        .map(|account| {
-            let (entries, gone) = (&entries, &gone);
-            async move {
-                let removed = feed::remove(&state.redis, account, entries).await?;
-                let user = channel::user(account);
-                // The status itself may be on screen without being in a feed (a reblog of
-                // it, a feed not built): its delete goes to every follower.
-                publish(state, &user, gone).await;
-                for id in removed.into_iter().filter(|id| *id != d.status.id) {
-                    publish(state, &user, &Event::delete(id)).await;
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    results.into_iter().collect::<anyhow::Result<()>>()?;
+    let removed = feeds::remove(&state.redis, &feeds, &entries).await?;
     let lists: Vec<i64> = sqlx::query_scalar(
         "SELECT DISTINCT list_id FROM list_accounts WHERE account_id = $1 ORDER BY 1",
     )
     .bind(d.account_id)
     .fetch_all(state.db.primary())
     .await?;
-    for list in lists {
-        publish(state, &channel::list(list), &gone).await;
-    }
-    for c in &d.channels {
-        publish(state, c, &gone).await;
+    // The status itself may be on screen without being in a feed (a reblog of it, a feed
+    // not built): its delete goes to every follower.
+    let mut channels: Vec<String> = feeds.iter().map(|a| channel::user(*a)).collect();
+    channels.extend(lists.into_iter().map(channel::list));
+    channels.extend(d.channels.iter().cloned());
+    publish_all(state, &channels, &gone).await;
+    for (account, removed) in feeds.iter().zip(removed) {
+        for id in removed.into_iter().filter(|id| *id != d.status.id) {
+            publish(state, &channel::user(*account), &Event::delete(id)).await;
+        }
     }
     Ok(())
 }

@@ -194,16 +194,21 @@ async fn render(
             )
         })
         .unzip();
-    let known: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT a.id, a.username, a.domain, coalesce(a.url, a.uri) FROM accounts a \
-         JOIN unnest($1::text[], $2::text[]) AS w(username, domain) \
-           ON lower(a.username) = w.username AND coalesce(a.domain, '') = w.domain \
-         WHERE a.suspended_at IS NULL",
-    )
-    .bind(&usernames)
-    .bind(&domains)
-    .fetch_all(&mut *conn)
-    .await?;
+    // Most posts mention nobody: no round trip for them inside the transaction.
+    let known: Vec<(i64, String, Option<String>, Option<String>)> = if usernames.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT a.id, a.username, a.domain, coalesce(a.url, a.uri) FROM accounts a \
+             JOIN unnest($1::text[], $2::text[]) AS w(username, domain) \
+               ON lower(a.username) = w.username AND coalesce(a.domain, '') = w.domain \
+             WHERE a.suspended_at IS NULL",
+        )
+        .bind(&usernames)
+        .bind(&domains)
+        .fetch_all(&mut *conn)
+        .await?
+    };
     let find = |acct: &text::Acct| {
         known.iter().find(|(_, username, d, _)| {
             username.eq_ignore_ascii_case(&acct.username) && d.as_deref() == acct.domain.as_deref()
@@ -242,28 +247,35 @@ async fn render(
     })
 }
 
-/// Replaces the mentions and hashtags of `status_id` with those of `rendered`.
+/// Replaces the mentions and hashtags of `status_id` with those of `rendered` (`fresh`: a
+/// status just inserted has none to replace). Each statement is a round trip inside the
+/// post's transaction: those with nothing to do are left out.
 async fn store_relations(
     conn: &mut PgConnection,
     status_id: i64,
     rendered: &Rendered,
+    fresh: bool,
 ) -> Result<(), ApiError> {
-    sqlx::query("DELETE FROM mentions WHERE status_id = $1")
+    if !fresh {
+        sqlx::query("DELETE FROM mentions WHERE status_id = $1")
+            .bind(status_id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM statuses_tags WHERE status_id = $1")
+            .bind(status_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !rendered.mentions.is_empty() {
+        sqlx::query(
+            "INSERT INTO mentions (status_id, account_id) SELECT $1, unnest($2::bigint[]) \
+             ON CONFLICT (status_id, account_id) DO NOTHING",
+        )
         .bind(status_id)
+        .bind(&rendered.mentions)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM statuses_tags WHERE status_id = $1")
-        .bind(status_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO mentions (status_id, account_id) SELECT $1, unnest($2::bigint[]) \
-         ON CONFLICT (status_id, account_id) DO NOTHING",
-    )
-    .bind(status_id)
-    .bind(&rendered.mentions)
-    .execute(&mut *conn)
-    .await?;
+    }
     if !rendered.tags.is_empty() {
         sqlx::query(
             "INSERT INTO tags (name) SELECT unnest($1::text[]) \
@@ -423,6 +435,7 @@ pub async fn create(
 ) -> Result<Json<Status>, ApiError> {
     let me = me(&auth, "write:statuses")?;
     let poll = polls::params::parse(&p.poll)?;
+    let has_poll = poll.is_some();
     if given(&p.scheduled_at) {
         return Err(ApiError::Unprocessable(
             "scheduled statuses are not supported yet".into(),
@@ -431,6 +444,7 @@ pub async fn create(
     let text = p.status.unwrap_or_default();
     let spoiler_text = p.spoiler_text.unwrap_or_default();
     let media = media_ids(&p.media_ids)?;
+    let has_media = !media.is_empty();
     check_text(&text, &spoiler_text, !media.is_empty())?;
     polls::params::check_media(poll.as_ref(), !media.is_empty())?;
     if let Some(v) = &p.visibility {
@@ -465,7 +479,7 @@ pub async fn create(
     .await;
     if let Some(key) = key {
         let recorded = match &result {
-            Ok(id) => state
+            Ok((id, _)) => state
                 .redis
                 .set_ex(&key, &id.to_string(), IDEMPOTENCY_TTL, false)
                 .await
@@ -477,12 +491,14 @@ pub async fn create(
             warn!(error = %e, "cannot record an idempotency key");
         }
     }
-    let id = result?;
+    let (id, html) = result?;
     crate::tasks::timeline::enqueue_fan_out(&state, id).await;
     crate::federation::delivery::send(&state, Outgoing::Status { status_id: id }).await;
-    crate::tasks::preview_cards::enqueue(&state, id).await;
+    crate::tasks::preview_cards::enqueue_if_linked(&state, id, &html, has_media).await;
     crate::search::jobs::enqueue_status(&state, id).await;
-    crate::tasks::polls::schedule(&state, id).await;
+    if has_poll {
+        crate::tasks::polls::schedule(&state, id).await;
+    }
     notify(&state, Cause::Posted { status: id }).await;
     Ok(Json(status_json(&state, id, Some(me)).await?))
 }
@@ -498,13 +514,13 @@ struct NewStatus {
     poll: Option<polls::params::NewPoll>,
 }
 
-/// Writes the status and all that belongs to it in one transaction; its id.
+/// Writes the status and all that belongs to it in one transaction; its id and HTML.
 async fn insert_status(
     state: &AppState,
     auth: &Auth,
     me: i64,
     new: NewStatus,
-) -> Result<i64, ApiError> {
+) -> Result<(i64, String), ApiError> {
     let mut tx = state.db.primary().begin().await?;
     let defaults: UserDefaults = sqlx::query_as(
         "SELECT default_privacy, default_sensitive, default_language FROM users \
@@ -552,13 +568,13 @@ async fn insert_status(
     .bind(auth.application_id)
     .fetch_one(&mut *tx)
     .await?;
-    store_relations(&mut tx, id, &rendered).await?;
+    store_relations(&mut tx, id, &rendered, true).await?;
     attach_media(&mut tx, me, id, &new.media).await?;
     if let Some(poll) = &new.poll {
         polls::store::insert(&mut tx, id, me, poll).await?;
     }
     tx.commit().await?;
-    Ok(id)
+    Ok((id, rendered.html))
 }
 
 #[derive(sqlx::FromRow)]
@@ -681,7 +697,7 @@ pub async fn edit(
     .bind(&media)
     .execute(&mut *tx)
     .await?;
-    store_relations(&mut tx, id, &rendered).await?;
+    store_relations(&mut tx, id, &rendered, false).await?;
     attach_media(&mut tx, me, id, &media).await?;
     snapshot(&mut tx, id, me, false).await?;
     tx.commit().await?;

@@ -38,7 +38,7 @@ pub fn key(redis: &Redis, account_id: i64) -> String {
 }
 
 /// originals -> the reblog that represents them, scored by that reblog's id.
-fn reblogs_key(redis: &Redis, account_id: i64) -> String {
+pub(crate) fn reblogs_key(redis: &Redis, account_id: i64) -> String {
     redis
         .keys()
         .key(&format!("feed:home:{{{account_id}}}:reblogs"))
@@ -68,7 +68,7 @@ pub enum Inserted {
 /// a built feed; `reset`: start from an empty feed, as a rebuild does), falloff, then id
 /// and original (0 for none) pairs, oldest first. Returns a code per pair: 0 no feed, 1
 /// added, 2 duplicate, 3 already there (a retried job). Ids stay strings: Lua numbers are doubles.
-const INSERT: &str = r"
+pub(crate) const INSERT: &str = r"
 local feed, reblogs = KEYS[1], KEYS[2]
 local cap, mode, falloff = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 if mode == 'reset' then
@@ -116,7 +116,7 @@ return out
 /// Mastodon's `remove_from_feed`: ARGV is id and original (0 for none) pairs. Removing the
 /// reblog that represents its original brings back another tracked reblog of it, the
 /// oldest, as Mastodon does (and tracks that one in its place). Returns the ids removed.
-const REMOVE: &str = r"
+pub(crate) const REMOVE: &str = r"
 local feed, reblogs = KEYS[1], KEYS[2]
 local function older(a, b)
   if #a ~= #b then return #a < #b end
@@ -149,7 +149,7 @@ end
 return out
 ";
 
-fn pairs(entries: &[Entry]) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn pairs(entries: &[Entry]) -> impl Iterator<Item = String> + '_ {
     entries
         .iter()
         .flat_map(|e| [e.id.to_string(), e.reblog_of.unwrap_or(0).to_string()])
@@ -220,12 +220,17 @@ pub async fn drop_inactive(redis: &Redis, limit: usize) -> redis::RedisResult<us
 /// Adds a new status or reblog to `account`'s feed, if that feed is built.
 pub async fn insert(redis: &Redis, account: i64, entry: Entry) -> redis::RedisResult<Inserted> {
     let codes = run_insert(redis, account, "exists", &[entry]).await?;
-    Ok(match codes.first() {
+    Ok(inserted(codes.first().copied()))
+}
+
+/// What [`INSERT`]'s code for one entry means.
+pub(crate) fn inserted(code: Option<i64>) -> Inserted {
+    match code {
         Some(1) => Inserted::Added,
         Some(2) => Inserted::Duplicate,
         Some(3) => Inserted::Present,
         _ => Inserted::NoFeed,
-    })
+    }
 }
 
 /// Removes `entries` from `account`'s feed; returns the ids that were in it.

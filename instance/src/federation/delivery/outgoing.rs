@@ -95,10 +95,42 @@ struct Audience {
 /// Queues `what`. The action has committed and must not fail now: a failure is logged and
 /// the peers miss this one.
 pub async fn send(state: &AppState, what: Outgoing) {
+    if let Outgoing::Status { status_id } = what
+        && !has_remote_audience(state, status_id).await
+    {
+        return;
+    }
     let args = serde_json::to_value(&what).expect("job arguments serialize");
     if let Err(e) = jobs::enqueue(state, Queue::Push, KIND, args).await {
         warn!(error = %e, "cannot queue a federation job");
     }
+}
+
+/// Whether new status (or reblog) `id` has a remote account to deliver to: a follower of
+/// its author (unless direct), a mentioned or replied-to account, the reblogged author (the
+/// audience `build` and `inboxes` find). Most posts on a small instance have none, and a
+/// `federation.send` job each would load the `push` queue with no-ops. When the answer
+/// cannot be had, the job is queued: it decides again.
+async fn has_remote_audience(state: &AppState, id: i64) -> bool {
+    let found: Result<bool, sqlx::Error> = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM accounts a \
+           WHERE a.domain IS NOT NULL AND a.inbox_url IS NOT NULL AND a.suspended_at IS NULL \
+             AND a.id IN ( \
+               SELECT f.account_id FROM statuses s \
+                 JOIN follows f ON f.target_account_id = s.account_id \
+               WHERE s.id = $1 AND s.visibility <> 'direct' \
+               UNION ALL SELECT m.account_id FROM mentions m WHERE m.status_id = $1 \
+               UNION ALL SELECT p.account_id FROM statuses s \
+                 JOIN statuses p ON p.id IN (s.in_reply_to_id, s.reblog_of_id) \
+               WHERE s.id = $1))",
+    )
+    .bind(id)
+    .fetch_one(state.db.primary())
+    .await;
+    found.unwrap_or_else(|e| {
+        warn!(error = %e, status = id, "cannot tell whether a status has remote recipients");
+        true
+    })
 }
 
 /// Reads what [`Outgoing::StatusDelete`] needs about local status `id` before it is
