@@ -87,6 +87,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         .await;
     let connected_in = connecting.elapsed();
     let closed = Arc::new(AtomicU64::new(0));
+    // How the first connection that ended did end, for the notes.
+    let ending: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let mut refused = Vec::new();
     for socket in sockets {
         let mut socket = match socket {
@@ -97,12 +99,19 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             }
         };
         let (latency_tx, ready_tx, sent) = (latency_tx.clone(), ready_tx.clone(), sent.clone());
-        let closed = closed.clone();
+        let (closed, ending) = (closed.clone(), ending.clone());
         tokio::spawn(async move {
             let mut probed = false;
-            while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else {
-                    continue;
+            let end = loop {
+                let message = match socket.next().await {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => break format!("error: {e}"),
+                    None => break "end of stream".to_string(),
+                };
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(frame) => break format!("close frame: {frame:?}"),
+                    _ => continue,
                 };
                 let at = base.elapsed().as_nanos() as u64;
                 if let Some(n) = sequence(&text) {
@@ -114,8 +123,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                     probed = true;
                     let _ = ready_tx.send(());
                 }
-            }
+            };
             closed.fetch_add(1, Ordering::Relaxed);
+            ending.lock().unwrap().get_or_insert(format!(
+                "{end} ({:.1} s after the start)",
+                base.elapsed().as_secs_f64()
+            ));
         });
     }
     drop((latency_tx, ready_tx));
@@ -217,6 +230,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 closed.load(Ordering::Relaxed),
             ),
             format!("streamer metrics: {counters}"),
+            format!(
+                "first connection ended: {}",
+                ending.lock().unwrap().as_deref().unwrap_or("none")
+            ),
         ],
     }
     .write(&a.out)
