@@ -69,24 +69,32 @@ pub async fn home(
     if let Err(e) = feed::touch(&state.redis, me).await {
         tracing::warn!(error = %e, "cannot record a home feed read");
     }
-    if !state.redis.exists(&key).await.map_err(internal)? {
-        feed::rebuild(&state, me)
-            .await
-            .map_err(ApiError::Internal)?;
-    }
     // Exclusive bounds, moved past each batch read: filtering can leave a batch short, and
     // the page is filled from the next one.
     let (mut low, mut high) = (page.lower(), page.max_id);
     let count = limit + SCORE_SLACK;
     let mut ids = Vec::new();
-    // A feed holds at most FEED_MAX entries: this many batches read it all.
-    for _ in 0..=FEED_MAX / limit.max(1) {
+    // Whether the feed is known to exist. Only a short read asks: a missing feed reads as
+    // empty, and a full batch proves it is there, which spares the usual page a round trip.
+    let mut known = false;
+    // A feed holds at most FEED_MAX entries: this many batches read it all, plus one read
+    // again after a rebuild.
+    for _ in 0..=FEED_MAX / limit.max(1) + 1 {
         let raw = state
             .redis
             .zrange_by_score(&key, low, high, count, page.ascending())
             .await
             .map_err(internal)?;
         let exhausted = raw.len() < count;
+        if exhausted && !known {
+            known = true;
+            if !state.redis.exists(&key).await.map_err(internal)? {
+                feed::rebuild(&state, me)
+                    .await
+                    .map_err(ApiError::Internal)?;
+                continue;
+            }
+        }
         let batch: Vec<i64> = raw
             .into_iter()
             .filter(|id| *id > 0 && low.is_none_or(|l| *id > l) && high.is_none_or(|h| *id < h))
