@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -42,13 +42,16 @@ pub enum Cached {
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Drops what is bulky and never read: who manages which field, and kubectl's copy of the
-/// whole object.
-pub fn strip(object: &mut DynamicObject) {
+/// Drops what is bulky and never read (who manages which field, kubectl's copy of the whole
+/// object), and gives the object its type: items of a list come without it, watch events
+/// with it, and the comparison with a desired child (which has it) must not depend on which
+/// of the two delivered the object last.
+fn prepare(object: &mut DynamicObject, types: &TypeMeta) {
     object.metadata.managed_fields = None;
     if let Some(annotations) = object.metadata.annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
     }
+    object.types.get_or_insert_with(|| types.clone());
 }
 
 impl ChildCache {
@@ -72,8 +75,12 @@ impl ChildCache {
             namespace: namespace.map(String::from),
             store: writer.as_reader(),
         });
+        let types = TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        };
         watcher(api, config)
-            .modify(strip)
+            .modify(move |o| prepare(o, &types))
             .reflect(writer)
             .touched_objects()
             .boxed()
@@ -151,9 +158,20 @@ mod tests {
     }
 
     #[test]
-    fn bulky_metadata_is_stripped_and_the_rest_kept() {
+    fn bulky_metadata_is_stripped_the_type_filled_in_and_the_rest_kept() {
+        let types = TypeMeta {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+        };
+        // As a list delivers it: no apiVersion or kind.
         let mut o = config_map("a", "one");
-        strip(&mut o);
+        o.types = None;
+        prepare(&mut o, &types);
+        assert_eq!(o.types.as_ref(), Some(&types));
+        let desired = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a"}, "data": {"k": "v"}});
+        let live = serde_json::to_value(&o).unwrap();
+        assert!(crate::apply::contains(&live, &desired), "{live}");
         assert!(o.metadata.managed_fields.is_none());
         let annotations = o.annotations();
         assert!(!annotations.contains_key(LAST_APPLIED));

@@ -55,6 +55,8 @@ pub struct Context {
     pub fleet: Fleet,
     /// The owned children as the watches see them: reads without API calls.
     pub children: ChildCache,
+    /// Dependency reports of ready instances, reused for a short while.
+    pub recent: Arc<dependencies::recent::Recent>,
 }
 
 impl Context {
@@ -77,6 +79,7 @@ impl Context {
             capabilities,
             fleet,
             children,
+            recent: Arc::default(),
         }
     }
 
@@ -222,8 +225,12 @@ async fn pipeline(
     let suspended = fedi.spec.suspend;
     let report = if suspended {
         dependencies::Report::suspended()
+    } else if let Some(report) = ctx.recent.get(fedi) {
+        report
     } else {
-        dependencies::observe(&ctx.client, fedi, namespace, ctx.capabilities).await
+        let report = dependencies::observe(&ctx.client, fedi, namespace, ctx.capabilities).await;
+        ctx.recent.put(fedi, &report);
+        report
     };
     for action in &report.actions {
         ctx.event(
@@ -795,6 +802,19 @@ impl Watching<'_> {
                 .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
                 .reconcile_on(ctx.fleet.subscribe(ns.map(String::from)));
             for (stream, resource) in streams {
+                let stream = if resource.kind == "StatefulSet" {
+                    // The managed data services: their readiness is what the probes report.
+                    let recent = ctx.recent.clone();
+                    stream
+                        .inspect(move |sts| {
+                            if let Ok(sts) = sts {
+                                forget_instance(&recent, sts);
+                            }
+                        })
+                        .boxed()
+                } else {
+                    stream
+                };
                 controller = controller.owns_stream_with(stream, resource);
             }
             if self.watch_secrets {
@@ -807,7 +827,16 @@ impl Watching<'_> {
                         watcher::Config::default(),
                     )
                     .touched_objects(),
-                    move |secret| referencing(&store, &secret),
+                    {
+                        let recent = ctx.recent.clone();
+                        move |secret| {
+                            let instances = referencing(&store, &secret);
+                            for i in &instances {
+                                recent.forget(i.namespace.as_deref().unwrap_or_default(), &i.name);
+                            }
+                            instances
+                        }
+                    },
                 );
             }
             if self.capabilities.cloudnative_pg {
@@ -818,7 +847,9 @@ impl Watching<'_> {
                     Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &cluster),
                     None => Api::<DynamicObject>::all_with(client.clone(), &cluster),
                 };
-                controller = controller.watches_with(api, cluster, owned(), |c| {
+                let recent = ctx.recent.clone();
+                controller = controller.watches_with(api, cluster, owned(), move |c| {
+                    forget_instance(&recent, &c);
                     let instance = c.labels().get("app.kubernetes.io/instance").cloned();
                     instance.map(|name| {
                         ObjectRef::new(&name).within(&c.namespace().unwrap_or_default())
@@ -894,6 +925,13 @@ fn owned_kinds(capabilities: Capabilities) -> Vec<ApiResource> {
         kinds.push(build::worker_scaling::scaled_object_resource());
     }
     kinds
+}
+
+/// Forgets the kept dependency report of the instance `object` belongs to (by its label).
+fn forget_instance<K: ResourceExt>(recent: &dependencies::recent::Recent, object: &K) {
+    if let Some(instance) = object.labels().get("app.kubernetes.io/instance") {
+        recent.forget(&object.namespace().unwrap_or_default(), instance);
+    }
 }
 
 /// The instances in `store` that refer to `secret`.

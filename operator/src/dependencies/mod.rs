@@ -10,6 +10,7 @@
 
 mod database;
 pub(crate) mod probe;
+pub mod recent;
 mod redis;
 mod search;
 mod storage;
