@@ -32,6 +32,9 @@ use metrics::{Buckets, Requests};
 use operator::OperatorProcess;
 
 const HISTOGRAM: &str = "fedi_operator_reconcile_duration_seconds";
+/// The same reconciles, waits excluded: the CPU time of each one's polls
+/// (operator/src/busy.rs).
+const BUSY: &str = "fedi_operator_reconcile_busy_seconds";
 const RECONCILES: &str = "fedi_operator_reconciles_total";
 /// The operator's own count of its writes: exact, whoever else uses the control plane.
 const WRITES: [&str; 2] = [
@@ -204,6 +207,7 @@ struct Convergence {
     seconds: f64,
     reconciles: f64,
     buckets: Buckets,
+    busy: Buckets,
     requests: Requests,
     own: u64,
     writes: f64,
@@ -268,6 +272,7 @@ async fn measure(
             - metrics::counter(&metrics_before, RECONCILES),
         buckets: Buckets::parse(&metrics_after, HISTOGRAM)
             .since(&Buckets::parse(&metrics_before, HISTOGRAM)),
+        busy: Buckets::parse(&metrics_after, BUSY).since(&Buckets::parse(&metrics_before, BUSY)),
         requests: api_requests(client).await?.since(requests_before),
         own: own.load(Ordering::Relaxed) - own_before,
         writes: operator_writes(&metrics_after) - operator_writes(&metrics_before),
@@ -447,15 +452,20 @@ fn outcomes(
         target,
         notes: notes.into_iter().chain(a.note.iter().cloned()).collect(),
     };
-    let q = |x: f64| c.buckets.quantile(x).unwrap_or(0.0) * 1000.0;
-    let histogram = Latency {
-        p50: q(0.5),
-        p95: q(0.95),
-        p99: q(0.99),
-        p999: q(0.999),
-        max: q(1.0),
+    let latency = |b: &Buckets| {
+        let q = |x: f64| b.quantile(x).unwrap_or(0.0) * 1000.0;
+        let l = Latency {
+            p50: q(0.5),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: q(1.0),
+        };
+        (b.count() > 0.0).then_some(l)
     };
-    let histogram = (c.buckets.count() > 0.0).then_some(histogram);
+    // The target is on the reconcile's own work; the whole reconcile is in the note.
+    let histogram = latency(&c.busy);
+    let whole = latency(&c.buckets);
     // The API server counts every client: the bench's own requests are taken off, and the
     // control plane's traffic at rest for as long; other clients' bursts are not.
     let conv_requests = (c.requests.total - c.own as f64 - background * c.seconds).max(0.0);
@@ -497,10 +507,13 @@ fn outcomes(
                 met: histogram.is_some_and(|h| h.p99 < 100.0),
             }),
             vec![format!(
-                "p50/p99 from the operator's {HISTOGRAM} histogram (interpolated in its \
-                 buckets, top finite bucket 16.4 s: a figure of 16384 means at least that); \
-                 it times the whole reconcile, API round trips and dependency probes \
-                 included, so it cannot leave waits out; peak RSS {peak_rss:.0} MiB (VmHWM): target < 150 MiB {}",
+                "p50/p99 waits excluded from the operator's {BUSY} histogram (the CPU time \
+                 of each reconcile's polls: no API round trip, probe, timer or wait for a \
+                 thread; interpolated in its buckets); the whole reconcile ({HISTOGRAM}, \
+                 waits included, top finite bucket 16.4 s): p50 {:.1} ms, p99 {:.1} ms; \
+                 peak RSS {peak_rss:.0} MiB (VmHWM): target < 150 MiB {}",
+                whole.map_or(f64::NAN, |h| h.p50),
+                whole.map_or(f64::NAN, |h| h.p99),
                 if peak_rss < 150.0 { "met" } else { "NOT met" }
             )],
         ),
