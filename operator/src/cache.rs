@@ -3,18 +3,23 @@
 //! and pruning needs no LIST.
 //!
 //! Objects are stored without `managedFields` and the `last-applied-configuration`
-//! annotation: they are what makes a child several times its own size, and nothing here
-//! reads them. A store that has not finished its first list answers `None`, and the caller
-//! asks the API server instead.
+//! annotation (what makes a child several times its own size, and nothing here reads
+//! them), and as their JSON text rather than a parsed tree: a parsed Deployment takes
+//! several times its text's size, and a thousand instances' children must fit in the
+//! operator's memory budget. A lookup parses the one object it returns. A store that has
+//! not finished its first list answers `None`, and the caller asks the API server instead.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ApiResource, DynamicObject, TypeMeta};
+use kube::core::DynamicResourceScope;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 
 /// The children of every instance, as the watches last saw them.
 #[derive(Clone, Default)]
@@ -28,7 +33,7 @@ struct Entry {
     kind: String,
     /// `None`: the store watches every namespace.
     namespace: Option<String>,
-    store: Store<DynamicObject>,
+    store: Store<Stored>,
 }
 
 /// What the cache knows of one child.
@@ -38,6 +43,72 @@ pub enum Cached {
     Unknown,
     Absent,
     Present(Arc<DynamicObject>),
+}
+
+/// A child as the store keeps it: what lookups and label filters need, and the object's
+/// JSON text.
+#[derive(Clone, Debug)]
+struct Stored {
+    /// Name, namespace and labels only.
+    metadata: ObjectMeta,
+    json: Box<str>,
+}
+
+impl Stored {
+    fn of(object: &DynamicObject) -> Self {
+        let metadata = ObjectMeta {
+            name: object.metadata.name.clone(),
+            namespace: object.metadata.namespace.clone(),
+            labels: object.metadata.labels.clone(),
+            ..ObjectMeta::default()
+        };
+        // A DynamicObject is a JSON value with metadata: it always serializes.
+        let json = serde_json::to_string(object).unwrap_or_default().into();
+        Self { metadata, json }
+    }
+
+    fn object(&self) -> Option<DynamicObject> {
+        serde_json::from_str(&self.json).ok()
+    }
+}
+
+impl Resource for Stored {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The watch event with its object as the store keeps it.
+fn stored(event: &watcher::Event<DynamicObject>) -> watcher::Event<Stored> {
+    use watcher::Event::*;
+    match event {
+        Apply(o) => Apply(Stored::of(o)),
+        Delete(o) => Delete(Stored::of(o)),
+        Init => Init,
+        InitApply(o) => InitApply(Stored::of(o)),
+        InitDone => InitDone,
+    }
 }
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -68,7 +139,7 @@ impl ChildCache {
             Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, resource),
             None => Api::<DynamicObject>::all_with(client.clone(), resource),
         };
-        let writer = reflector::store::Writer::new(resource.clone());
+        let mut writer = reflector::store::Writer::<Stored>::new(resource.clone());
         self.stores.push(Entry {
             group: resource.group.clone(),
             kind: resource.kind.clone(),
@@ -81,12 +152,12 @@ impl ChildCache {
         };
         watcher(api, config)
             .modify(move |o| prepare(o, &types))
-            .reflect(writer)
+            .inspect_ok(move |event| writer.apply_watcher_event(&stored(event)))
             .touched_objects()
             .boxed()
     }
 
-    fn store(&self, resource: &ApiResource, namespace: &str) -> Option<&Store<DynamicObject>> {
+    fn store(&self, resource: &ApiResource, namespace: &str) -> Option<&Store<Stored>> {
         self.stores
             .iter()
             .find(|e| {
@@ -104,7 +175,11 @@ impl ChildCache {
         };
         let key = ObjectRef::new_with(name, resource.clone()).within(namespace);
         match store.get(&key) {
-            Some(object) => Cached::Present(object),
+            // Text the store wrote itself from an object; should it not parse back, the
+            // API server answers instead.
+            Some(stored) => stored
+                .object()
+                .map_or(Cached::Unknown, |o| Cached::Present(Arc::new(o))),
             None => Cached::Absent,
         }
     }
@@ -130,7 +205,7 @@ impl ChildCache {
 
 /// Whether the store holds its first full list (it keeps the previous state while a watch
 /// relists, so it stays usable once ready).
-fn ready(store: &Store<DynamicObject>) -> bool {
+fn ready(store: &Store<Stored>) -> bool {
     store
         .wait_until_ready()
         .now_or_never()
@@ -182,7 +257,7 @@ mod tests {
     #[test]
     fn lookups_wait_for_the_first_list_then_answer_by_name_and_label() {
         let resource = ApiResource::erase::<ConfigMap>(&());
-        let mut writer = reflector::store::Writer::new(resource.clone());
+        let mut writer = reflector::store::Writer::<Stored>::new(resource.clone());
         let cache = ChildCache {
             stores: vec![Entry {
                 group: resource.group.clone(),
@@ -194,13 +269,16 @@ mod tests {
         assert!(matches!(cache.get(&resource, "ns", "a"), Cached::Unknown));
         assert_eq!(cache.names(&resource, "ns", &[]), None);
         writer.apply_watcher_event(&Event::Init);
-        writer.apply_watcher_event(&Event::InitApply(config_map("a", "one")));
-        writer.apply_watcher_event(&Event::InitApply(config_map("b", "two")));
+        writer.apply_watcher_event(&stored(&Event::InitApply(config_map("a", "one"))));
+        writer.apply_watcher_event(&stored(&Event::InitApply(config_map("b", "two"))));
         writer.apply_watcher_event(&Event::InitDone);
-        assert!(matches!(
-            cache.get(&resource, "ns", "a"),
-            Cached::Present(_)
-        ));
+        // The object comes back whole from its stored text.
+        let Cached::Present(a) = cache.get(&resource, "ns", "a") else {
+            panic!("a is in the store");
+        };
+        assert_eq!(a.name_any(), "a");
+        assert_eq!(a.data["data"]["k"], "v");
+        assert_eq!(a.labels()["app.kubernetes.io/instance"], "one");
         assert!(matches!(cache.get(&resource, "ns", "c"), Cached::Absent));
         assert!(matches!(cache.get(&resource, "other", "a"), Cached::Absent));
         let one = [("app.kubernetes.io/instance", "one")];

@@ -191,7 +191,10 @@ fn instance(i: usize) -> anyhow::Result<FediInstance> {
             // A primary only, as the database has one instance: the smallest managed shape.
             "redis": {"managed": {"mode": "standalone", "replicasPerShard": 0}},
             "objectStorage": {"external": {"endpoint": env("FEDI_TEST_S3_ENDPOINT"),
-                "region": env("FEDI_TEST_S3_REGION"), "bucket": "fedi-bench-fleet",
+                // A bucket each, as instances must have (their settings, CORS for their
+                // own origin, would otherwise be rewritten by every other instance); the
+                // same names on every run, so that runs do not pile up buckets.
+                "region": env("FEDI_TEST_S3_REGION"), "bucket": format!("fedi-bench-fleet-i{i:04}"),
                 "pathStyle": true, "credentialsSecretRef": {"name": "bench-s3"}}},
         },
     }))?)
