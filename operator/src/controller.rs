@@ -673,6 +673,8 @@ pub struct Settings {
     /// At most this many instances upgrading at once (and none while an upgrade has
     /// failed); `None`: no limit.
     pub max_concurrent_upgrades: Option<usize>,
+    /// Reconciles running at once per watched scope; 0: no limit.
+    pub max_concurrent_reconciles: u16,
 }
 
 impl Default for Settings {
@@ -682,6 +684,7 @@ impl Default for Settings {
             rediscover_every: Duration::from_secs(60),
             watch_secrets: true,
             max_concurrent_upgrades: None,
+            max_concurrent_reconciles: 16,
         }
     }
 }
@@ -738,6 +741,7 @@ pub async fn run(
             capabilities,
             watch_secrets: settings.watch_secrets,
             max_concurrent_upgrades: settings.max_concurrent_upgrades,
+            max_concurrent_reconciles: settings.max_concurrent_reconciles,
         };
         watching.run(stop.boxed().shared()).await;
         if shutdown.peek().is_some() {
@@ -761,6 +765,7 @@ struct Watching<'a> {
     capabilities: Capabilities,
     watch_secrets: bool,
     max_concurrent_upgrades: Option<usize>,
+    max_concurrent_reconciles: u16,
 }
 
 impl Watching<'_> {
@@ -799,7 +804,11 @@ impl Watching<'_> {
             let mut controller = controller
                 // A step of a rollout changes a Job or a Deployment several times within
                 // milliseconds: one reconcile for the burst, not one per change.
-                .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
+                .with_config(
+                    kube::runtime::controller::Config::default()
+                        .debounce(DEBOUNCE)
+                        .concurrency(self.max_concurrent_reconciles),
+                )
                 .reconcile_on(ctx.fleet.subscribe(ns.map(String::from)));
             for (stream, resource) in streams {
                 let stream = if resource.kind == "StatefulSet" {

@@ -52,6 +52,15 @@ struct Args {
         default_value_t = 0
     )]
     max_concurrent_upgrades: usize,
+    /// At most this many reconciles run at once; the others queue. A fleet's first sync
+    /// otherwise starts every instance's reconcile together: the API server times out
+    /// under the burst and each reconcile's probe clients add up in memory. 0: no limit.
+    #[arg(
+        long,
+        env = "FEDI_OPERATOR_MAX_CONCURRENT_RECONCILES",
+        default_value_t = 16
+    )]
+    max_concurrent_reconciles: u16,
 }
 
 #[tokio::main]
@@ -122,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         watch_secrets: args.watch_secrets,
         max_concurrent_upgrades: (args.max_concurrent_upgrades > 0)
             .then_some(args.max_concurrent_upgrades),
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
     };
     if !args.leader_election {
         return controller::run(client, metrics, health, settings, signal).await;

@@ -486,6 +486,7 @@ impl Operator {
                             rediscover_every: Duration::from_secs(2),
                             watch_secrets: true,
                             max_concurrent_upgrades,
+                            ..Default::default()
                         },
                         std::future::pending::<()>(),
                     )
