@@ -582,23 +582,13 @@ fn prunable(
             .map(|c| c.name())
             .collect()
     };
-    let mut kinds = vec![
-        ApiResource::erase::<Deployment>(&()),
-        ApiResource::erase::<StatefulSet>(&()),
-        ApiResource::erase::<Service>(&()),
-        ApiResource::erase::<ConfigMap>(&()),
-        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
-        ApiResource::erase::<PodDisruptionBudget>(&()),
-        ApiResource::erase::<NetworkPolicy>(&()),
-        ApiResource::erase::<Ingress>(&()),
-    ];
-    // Without their CRDs there is nothing to prune (and listing them would fail).
-    if capabilities.http_route {
-        kinds.push(build::http_route_resource());
-    }
-    if capabilities.keda {
-        kinds.push(build::worker_scaling::scaled_object_resource());
-    }
+    // The owned kinds (optional ones only where their CRDs are served: listing them would
+    // fail) but Jobs, which belong to the upgrade pipeline rather than to the spec, and
+    // ServiceAccounts, which every instance has.
+    let mut kinds: Vec<ApiResource> = owned_kinds(capabilities)
+        .into_iter()
+        .filter(|r| !matches!(r.kind.as_str(), "Job" | "ServiceAccount"))
+        .collect();
     if capabilities.cloudnative_pg {
         kinds.push(build::database::pooler_resource());
         kinds.push(build::database::scheduled_backup_resource());

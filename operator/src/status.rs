@@ -584,14 +584,7 @@ mod tests {
     }
 
     fn all_ready() -> Report {
-        let r = crate::dependencies::Readiness::ready("Ready", "ok");
-        Report {
-            database: r.clone(),
-            redis: r.clone(),
-            storage: r.clone(),
-            search: r,
-            actions: Vec::new(),
-        }
+        Report::uniform(crate::dependencies::Readiness::ready("Ready", "ok"))
     }
 
     #[test]

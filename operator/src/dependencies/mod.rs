@@ -73,10 +73,14 @@ pub struct Report {
 impl Report {
     /// While suspended nothing is checked: the managed services are scaled to zero too.
     pub fn suspended() -> Self {
-        let r = Readiness::waiting(
+        Self::uniform(Readiness::waiting(
             "Suspended",
             "Not checked while spec.suspend is true (managed services are scaled to zero).",
-        );
+        ))
+    }
+
+    /// Every dependency in the same state, nothing done.
+    pub fn uniform(r: Readiness) -> Self {
         Self {
             database: r.clone(),
             redis: r.clone(),

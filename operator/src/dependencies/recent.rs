@@ -98,18 +98,11 @@ mod tests {
     }
 
     fn report(ready: bool) -> Report {
-        let r = if ready {
+        Report::uniform(if ready {
             Readiness::ready("Ready", "fine")
         } else {
             Readiness::waiting("Down", "not fine")
-        };
-        Report {
-            database: r.clone(),
-            redis: r.clone(),
-            storage: r.clone(),
-            search: r,
-            actions: Vec::new(),
-        }
+        })
     }
 
     #[test]
