@@ -15,14 +15,6 @@ use support::*;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn user(api: &TestApi, name: &str) -> (i64, String) {
-    let (account, user) = create_user(&api.db, name, "a long password").await;
-    (
-        account,
-        issue_token(&api.db, Some(user), "read write follow").await,
-    )
-}
-
 async fn choose(api: &TestApi, token: &str, languages: &[&str]) -> Reply {
     let form: Vec<(&str, &str)> = languages
         .iter()
@@ -51,17 +43,6 @@ async fn post(api: &TestApi, token: &str, text: &str, language: Option<&str>) ->
     status["id"].as_str().unwrap().to_string()
 }
 
-async fn ids(api: &TestApi, path: &str, token: Option<&str>) -> Vec<String> {
-    let reply = api.call("GET", path, token, Body::None).await.expect(200);
-    reply
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 async fn stored(api: &TestApi, account: i64) -> Option<Vec<String>> {
     let mut conn = api.conn().await;
     sqlx::query_scalar("SELECT chosen_languages FROM users WHERE account_id = $1")
@@ -74,8 +55,8 @@ async fn stored(api: &TestApi, account: i64) -> Option<Vec<String>> {
 #[tokio::test]
 async fn public_and_tag_timelines_show_only_the_chosen_languages() {
     let api = TestApi::start().await;
-    let (reader, reader_token) = user(&api, "reader").await;
-    let (_, author) = user(&api, "author").await;
+    let (reader, reader_token) = api.token_user("reader").await;
+    let (_, author) = api.token_user("author").await;
     let german = post(&api, &author, "Guten Tag #polyglot", Some("de")).await;
     let english = post(&api, &author, "Good day #polyglot", Some("en")).await;
     let french = post(&api, &author, "Bonjour #polyglot", Some("fr")).await;
@@ -89,7 +70,10 @@ async fn public_and_tag_timelines_show_only_the_chosen_languages() {
 
     let public = "/api/v1/timelines/public";
     let tag = "/api/v1/timelines/tag/polyglot";
-    assert_eq!(ids(&api, public, Some(&reader_token)).await, everything);
+    assert_eq!(
+        api.listed_ids(public, Some(&reader_token)).await,
+        everything
+    );
 
     choose(&api, &reader_token, &["en", "fr", "en"])
         .await
@@ -99,15 +83,16 @@ async fn public_and_tag_timelines_show_only_the_chosen_languages() {
         Some(vec!["en".to_string(), "fr".to_string()])
     );
     let chosen = [unknown.clone(), french.clone(), english.clone()];
-    assert_eq!(ids(&api, public, Some(&reader_token)).await, chosen);
-    assert_eq!(ids(&api, tag, Some(&reader_token)).await, chosen);
+    assert_eq!(api.listed_ids(public, Some(&reader_token)).await, chosen);
+    assert_eq!(api.listed_ids(tag, Some(&reader_token)).await, chosen);
     assert_eq!(
-        ids(&api, &format!("{public}?local=true"), Some(&reader_token)).await,
+        api.listed_ids(&format!("{public}?local=true"), Some(&reader_token))
+            .await,
         chosen
     );
     // Others, and anonymous readers, still see everything.
-    assert_eq!(ids(&api, public, None).await, everything);
-    assert_eq!(ids(&api, tag, Some(&author)).await, everything);
+    assert_eq!(api.listed_ids(public, None).await, everything);
+    assert_eq!(api.listed_ids(tag, Some(&author)).await, everything);
 
     // Codes only; a bad list changes nothing.
     choose(&api, &reader_token, &["English"])
@@ -127,7 +112,10 @@ async fn public_and_tag_timelines_show_only_the_chosen_languages() {
     assert_eq!(stored(&api, reader).await.map(|l| l.len()), Some(2));
     choose(&api, &reader_token, &[""]).await.expect(200);
     assert_eq!(stored(&api, reader).await, None);
-    assert_eq!(ids(&api, public, Some(&reader_token)).await, everything);
+    assert_eq!(
+        api.listed_ids(public, Some(&reader_token)).await,
+        everything
+    );
     api.call(
         "PATCH",
         "/api/v1/accounts/update_credentials",
@@ -137,7 +125,7 @@ async fn public_and_tag_timelines_show_only_the_chosen_languages() {
     .await
     .expect(200);
     assert_eq!(
-        ids(&api, public, Some(&reader_token)).await,
+        api.listed_ids(public, Some(&reader_token)).await,
         [unknown, german]
     );
 }
@@ -155,7 +143,7 @@ fn unique_id(offset: i64) -> i64 {
 async fn the_streamer_withholds_other_languages_on_public_streams_only() {
     let api = TestApi::start().await;
     let redis = service_env("FEDI_TEST_REDIS_URL");
-    let (reader, token) = user(&api, "reader").await;
+    let (reader, token) = api.token_user("reader").await;
     choose(&api, &token, &["en"]).await.expect(200);
     // The streamer reads the choice when a client connects.
     let streamer = start_streamer(&api.db, &redis, &[]).await;

@@ -6,13 +6,6 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
-
-async fn user(api: &TestApi, name: &str) -> (i64, String) {
-    let (account_id, user_id) = create_user(&api.db, name, "password-1234").await;
-    let token = issue_token(&api.db, Some(user_id), "read write follow").await;
-    (account_id, token)
-}
 
 async fn post(api: &TestApi, token: &str, text: &str) -> String {
     let reply = api
@@ -27,29 +20,18 @@ async fn post(api: &TestApi, token: &str, text: &str) -> String {
     reply.json()["id"].as_str().unwrap().to_string()
 }
 
-async fn ids(api: &TestApi, path: &str, token: Option<&str>) -> Vec<String> {
-    let reply = api.call("GET", path, token, Body::None).await.expect(200);
-    reply
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s: &Value| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn public_timelines_hide_authors_who_block_the_viewer_or_are_suspended() {
     let api = TestApi::start().await;
-    let (alice_id, alice) = user(&api, "alice").await;
-    let (bob_id, bob) = user(&api, "bob").await;
-    let (_, carol) = user(&api, "carol").await;
+    let (alice_id, alice) = api.token_user("alice").await;
+    let (bob_id, bob) = api.token_user("bob").await;
+    let (_, carol) = api.token_user("carol").await;
     let by_alice = post(&api, &alice, "hello #cats #dogs").await;
     let by_bob = post(&api, &bob, "hi #cats").await;
 
     let public = "/api/v1/timelines/public";
     assert_eq!(
-        ids(&api, public, Some(&carol)).await,
+        api.listed_ids(public, Some(&carol)).await,
         [by_bob.as_str(), by_alice.as_str()]
     );
 
@@ -63,34 +45,30 @@ async fn public_timelines_hide_authors_who_block_the_viewer_or_are_suspended() {
     )
     .await
     .expect(200);
-    assert_eq!(ids(&api, public, Some(&bob)).await, [by_bob.as_str()]);
+    assert_eq!(api.listed_ids(public, Some(&bob)).await, [by_bob.as_str()]);
     assert_eq!(
-        ids(&api, "/api/v1/timelines/tag/cats", Some(&bob)).await,
+        api.listed_ids("/api/v1/timelines/tag/cats", Some(&bob))
+            .await,
         [by_bob.as_str()]
     );
     assert_eq!(
-        ids(&api, public, None).await,
+        api.listed_ids(public, None).await,
         [by_bob.as_str(), by_alice.as_str()]
     );
-    assert_eq!(ids(&api, public, Some(&alice)).await, [by_alice.as_str()]);
+    assert_eq!(
+        api.listed_ids(public, Some(&alice)).await,
+        [by_alice.as_str()]
+    );
 
     // Every name of all[] is needed, a repeated one counting once.
     assert_eq!(
-        ids(
-            &api,
-            "/api/v1/timelines/tag/cats?all[]=dogs&all[]=DOGS",
-            None
-        )
-        .await,
+        api.listed_ids("/api/v1/timelines/tag/cats?all[]=dogs&all[]=DOGS", None)
+            .await,
         [by_alice.as_str()]
     );
     assert_eq!(
-        ids(
-            &api,
-            "/api/v1/timelines/tag/cats?all[]=dogs&all[]=birds",
-            None
-        )
-        .await,
+        api.listed_ids("/api/v1/timelines/tag/cats?all[]=dogs&all[]=birds", None)
+            .await,
         Vec::<String>::new()
     );
 
@@ -101,10 +79,13 @@ async fn public_timelines_hide_authors_who_block_the_viewer_or_are_suspended() {
         .execute(&mut conn)
         .await
         .unwrap();
-    assert_eq!(ids(&api, public, None).await, [by_bob.as_str()]);
-    assert_eq!(ids(&api, public, Some(&carol)).await, [by_bob.as_str()]);
+    assert_eq!(api.listed_ids(public, None).await, [by_bob.as_str()]);
     assert_eq!(
-        ids(&api, "/api/v1/timelines/tag/dogs", None).await,
+        api.listed_ids(public, Some(&carol)).await,
+        [by_bob.as_str()]
+    );
+    assert_eq!(
+        api.listed_ids("/api/v1/timelines/tag/dogs", None).await,
         Vec::<String>::new()
     );
 }

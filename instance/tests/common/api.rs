@@ -71,6 +71,25 @@ impl TestApi {
         Reply::read(req.send().await.expect("the server answers")).await
     }
 
+    /// A local user with a password and a `read write follow` token: (account id, token).
+    pub async fn token_user(&self, name: &str) -> (i64, String) {
+        let (account, user) = super::create_user(&self.db, name, "a long password").await;
+        let token = super::issue_token(&self.db, Some(user), "read write follow").await;
+        (account, token)
+    }
+
+    /// The ids of the statuses (or other entities) a GET of `path` lists, in order.
+    pub async fn listed_ids(&self, path: &str, token: Option<&str>) -> Vec<String> {
+        let reply = self.call("GET", path, token, Body::None).await.expect(200);
+        reply
+            .json()
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub async fn conn(&self) -> sqlx::PgConnection {
         <sqlx::PgConnection as sqlx::Connection>::connect(&self.db)
             .await
