@@ -1,5 +1,10 @@
-//! The steps of `ensure`: each reads one part of the bucket's configuration, compares it
-//! with the desired one (see `cors`, `policy`, `lifecycle`) and writes it only if it differs.
+//! The steps of `ensure`: read each part of the bucket's configuration, compare it with
+//! the desired one (see `cors`, `policy`, `lifecycle`), then write only what differs.
+//!
+//! Every read finishes before the first write, and the writes go one after another:
+//! SeaweedFS's gateway caches a bucket's configuration, and a read that races a write can
+//! put the configuration from before the write back into that cache, where it stays (an
+//! hour) and serves stale CORS headers; a second run then "repairs" what was already right.
 
 use std::future::Future;
 
@@ -42,12 +47,95 @@ pub(super) async fn bucket(
     }
 }
 
-pub(super) async fn cors(
+/// What the bucket's configuration needs: one entry per part that differs from the desired
+/// one, holding what to write.
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    cors: Option<CorsConfiguration>,
+    public_access_block: Option<PublicAccessBlockConfiguration>,
+    policy: Option<String>,
+    lifecycle: Option<BucketLifecycleConfiguration>,
+}
+
+/// Reads every part (at the same time) and compares it with `settings`.
+pub(super) async fn plan(
+    client: &Client,
+    bucket: &str,
+    settings: &BucketSettings,
+    scope: Scope<'_>,
+) -> Result<Plan, StorageError> {
+    let (cors, public_access_block, policy, lifecycle) = tokio::try_join!(
+        plan_cors(client, bucket, &settings.web_origin, scope),
+        plan_public_access_block(client, bucket, scope),
+        plan_policy(client, bucket, &settings.public_prefix, scope),
+        plan_lifecycle(client, bucket, settings, scope),
+    )?;
+    Ok(Plan {
+        cors,
+        public_access_block,
+        policy,
+        lifecycle,
+    })
+}
+
+/// Writes what `plan` found different, one part at a time; returns what it wrote, in order.
+/// The public access block goes before the policy it would refuse.
+pub(super) async fn apply(
+    client: &Client,
+    bucket: &str,
+    plan: Plan,
+    scope: Scope<'_>,
+) -> Result<Vec<Change>, StorageError> {
+    let mut changes = Vec::new();
+    if let Some(configuration) = plan.cors {
+        client
+            .put_bucket_cors()
+            .bucket(bucket)
+            .cors_configuration(configuration)
+            .send()
+            .await
+            .map_err(|e| from_sdk("PutBucketCors", scope, &e))?;
+        changes.push(Change::CorsUpdated);
+    }
+    if let Some(relaxed) = plan.public_access_block {
+        client
+            .put_public_access_block()
+            .bucket(bucket)
+            .public_access_block_configuration(relaxed)
+            .send()
+            .await
+            .map_err(|e| from_sdk("PutPublicAccessBlock", scope, &e))?;
+        changes.push(Change::PublicAccessBlockUpdated);
+    }
+    if let Some(policy) = plan.policy {
+        client
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy)
+            .send()
+            .await
+            .map_err(|e| from_sdk("PutBucketPolicy", scope, &e))?;
+        changes.push(Change::PolicyUpdated);
+    }
+    if let Some(configuration) = plan.lifecycle {
+        client
+            .put_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .lifecycle_configuration(configuration)
+            .send()
+            .await
+            .map_err(|e| from_sdk("PutBucketLifecycleConfiguration", scope, &e))?;
+        changes.push(Change::LifecycleUpdated);
+    }
+    Ok(changes)
+}
+
+async fn plan_cors(
     client: &Client,
     bucket: &str,
     web_origin: &str,
     scope: Scope<'_>,
-) -> Result<bool, StorageError> {
+) -> Result<Option<CorsConfiguration>, StorageError> {
     let desired = cors::desired(web_origin);
     let current = read(
         "GetBucketCors",
@@ -58,32 +146,21 @@ pub(super) async fn cors(
     .await?;
     let current = current.as_ref().map_or(&[][..], |c| c.cors_rules());
     if cors::same(current, &desired) {
-        return Ok(false);
+        return Ok(None);
     }
     let configuration = CorsConfiguration::builder()
         .set_cors_rules(Some(desired))
         .build()
         .expect("cors_rules is set");
-    client
-        .put_bucket_cors()
-        .bucket(bucket)
-        .cors_configuration(configuration)
-        .send()
-        .await
-        .map_err(|e| from_sdk("PutBucketCors", scope, &e))?;
-    Ok(true)
+    Ok(Some(configuration))
 }
 
-pub(super) async fn policy(
+async fn plan_policy(
     client: &Client,
     bucket: &str,
     public_prefix: &str,
     scope: Scope<'_>,
-) -> Result<Vec<Change>, StorageError> {
-    let mut changes = Vec::new();
-    if allow_public_policies(client, bucket, scope).await? {
-        changes.push(Change::PublicAccessBlockUpdated);
-    }
+) -> Result<Option<String>, StorageError> {
     let desired = policy::desired(bucket, public_prefix);
     let current = read(
         "GetBucketPolicy",
@@ -93,27 +170,20 @@ pub(super) async fn policy(
     )
     .await?;
     let current = current.as_ref().and_then(|c| c.policy());
-    if !current.is_some_and(|p| policy::same(p, &desired)) {
-        client
-            .put_bucket_policy()
-            .bucket(bucket)
-            .policy(desired.to_string())
-            .send()
-            .await
-            .map_err(|e| from_sdk("PutBucketPolicy", scope, &e))?;
-        changes.push(Change::PolicyUpdated);
+    if current.is_some_and(|p| policy::same(p, &desired)) {
+        return Ok(None);
     }
-    Ok(changes)
+    Ok(Some(desired.to_string()))
 }
 
 /// AWS blocks public bucket policies by default (Block Public Access), which would refuse
-/// the policy. Only the two policy switches are turned off; public ACLs stay blocked. True
-/// if it had to write.
-async fn allow_public_policies(
+/// the policy. Only the two policy switches are turned off; public ACLs stay blocked. The
+/// relaxed block, if the current one blocks policies.
+async fn plan_public_access_block(
     client: &Client,
     bucket: &str,
     scope: Scope<'_>,
-) -> Result<bool, StorageError> {
+) -> Result<Option<PublicAccessBlockConfiguration>, StorageError> {
     let current = match client.get_public_access_block().bucket(bucket).send().await {
         Ok(out) => out,
         Err(e) => {
@@ -130,40 +200,34 @@ async fn allow_public_policies(
                 )
             ) || matches!(f.status(), Some(405 | 501));
             if skip {
-                return Ok(false);
+                return Ok(None);
             }
             return Err(classify("GetPublicAccessBlock", scope, f));
         }
     };
     let Some(current) = current.public_access_block_configuration() else {
-        return Ok(false);
+        return Ok(None);
     };
     let blocks = |v: Option<bool>| v.unwrap_or(false);
     if !blocks(current.block_public_policy()) && !blocks(current.restrict_public_buckets()) {
-        return Ok(false);
+        return Ok(None);
     }
-    let relaxed = PublicAccessBlockConfiguration::builder()
-        .block_public_acls(blocks(current.block_public_acls()))
-        .ignore_public_acls(blocks(current.ignore_public_acls()))
-        .block_public_policy(false)
-        .restrict_public_buckets(false)
-        .build();
-    client
-        .put_public_access_block()
-        .bucket(bucket)
-        .public_access_block_configuration(relaxed)
-        .send()
-        .await
-        .map_err(|e| from_sdk("PutPublicAccessBlock", scope, &e))?;
-    Ok(true)
+    Ok(Some(
+        PublicAccessBlockConfiguration::builder()
+            .block_public_acls(blocks(current.block_public_acls()))
+            .ignore_public_acls(blocks(current.ignore_public_acls()))
+            .block_public_policy(false)
+            .restrict_public_buckets(false)
+            .build(),
+    ))
 }
 
-pub(super) async fn lifecycle(
+async fn plan_lifecycle(
     client: &Client,
     bucket: &str,
     settings: &BucketSettings,
     scope: Scope<'_>,
-) -> Result<bool, StorageError> {
+) -> Result<Option<BucketLifecycleConfiguration>, StorageError> {
     let desired = lifecycle::desired(&settings.cache_prefix, settings.cache_days);
     let current = read(
         "GetBucketLifecycleConfiguration",
@@ -177,20 +241,13 @@ pub(super) async fn lifecycle(
     .await?;
     let current = current.as_ref().map_or(&[][..], |c| c.rules());
     if lifecycle::same(current, &desired) {
-        return Ok(false);
+        return Ok(None);
     }
     let configuration = BucketLifecycleConfiguration::builder()
         .set_rules(Some(desired))
         .build()
         .expect("rules is set");
-    client
-        .put_bucket_lifecycle_configuration()
-        .bucket(bucket)
-        .lifecycle_configuration(configuration)
-        .send()
-        .await
-        .map_err(|e| from_sdk("PutBucketLifecycleConfiguration", scope, &e))?;
-    Ok(true)
+    Ok(Some(configuration))
 }
 
 /// Reads a configuration that may not exist: `None` when the store answers with one of the

@@ -150,15 +150,8 @@ pub async fn ensure(target: &Target, settings: &BucketSettings) -> Result<Change
     if ensure::bucket(&client, target, scope).await? {
         changes.push(Change::BucketCreated);
     }
-    // Independent of one another: read (and fix) them at the same time.
-    let (cors, policy, lifecycle) = tokio::try_join!(
-        ensure::cors(&client, bucket, &settings.web_origin, scope),
-        ensure::policy(&client, bucket, &settings.public_prefix, scope),
-        ensure::lifecycle(&client, bucket, settings, scope),
-    )?;
-    changes.extend(cors.then_some(Change::CorsUpdated));
-    changes.extend(policy);
-    changes.extend(lifecycle.then_some(Change::LifecycleUpdated));
+    let plan = ensure::plan(&client, bucket, settings, scope).await?;
+    changes.extend(ensure::apply(&client, bucket, plan, scope).await?);
     for change in &changes {
         tracing::info!(bucket, endpoint = %target.endpoint, reason = change.reason(), "{change}");
     }
