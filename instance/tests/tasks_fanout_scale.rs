@@ -42,7 +42,8 @@ async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    // Built (empty) feeds, as after each follower's first read of home.
+    // Built (empty) feeds, as after each follower's first read of home, and a home stream
+    // open for each (the streamer's `subscribed:` mark: fan-out publishes only where one is).
     let client = redis::Client::open(redis_url.as_str()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let mut pipe = redis::pipe();
@@ -51,6 +52,12 @@ async fn a_status_reaches_a_thousand_followers_feeds_and_streams() {
             .arg(keys.key(&format!("feed:home:{{{f}}}")))
             .arg(0)
             .arg(0)
+            .ignore();
+        pipe.cmd("SET")
+            .arg(keys.key(&format!("subscribed:timeline:{f}")))
+            .arg(1)
+            .arg("EX")
+            .arg(600)
             .ignore();
     }
     pipe.query_async::<()>(&mut c).await.unwrap();

@@ -320,7 +320,20 @@ async fn scenario(env: Env, with_events: bool) {
             "timeline:hashtag:fanout".to_string(),
             format!("timeline:list:{list}"),
         ];
-        Some(Events::subscribe(&env.redis_urls[0], &env.keys, &channels).await)
+        // Marked as listened to, as the streamer marks what its clients listen to; the
+        // author's home channel is subscribed without the mark: a home stream nobody has
+        // open gets no events.
+        for c in &channels {
+            let mut set = redis::cmd("SET");
+            set.arg(env.keys.key(&format!("subscribed:{c}")))
+                .arg("1")
+                .arg("EX")
+                .arg(600);
+            env.probe.run(&set).await;
+        }
+        let mut all = channels;
+        all.push(format!("timeline:{}", author.id));
+        Some(Events::subscribe(&env.redis_urls[0], &env.keys, &all).await)
     } else {
         None
     };
@@ -352,6 +365,10 @@ async fn scenario(env: Env, with_events: bool) {
         assert!(
             has(&got, &format!("timeline:list:{list}"), "update", post),
             "{got:?}"
+        );
+        assert!(
+            !has(&got, &format!("timeline:{}", author.id), "update", post),
+            "an update to a home stream nobody listens to: {got:?}"
         );
         // Rendered once, for anyone: no viewer's own marks.
         let (_, _, payload) = got.iter().find(|(c, _, _)| *c == me_channel).unwrap();

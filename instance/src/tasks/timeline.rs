@@ -12,6 +12,7 @@
 //! `anonymous_payload`); the streamer applies each client's blocks and mutes.
 
 mod feeds;
+mod listeners;
 
 use std::collections::BTreeSet;
 
@@ -367,6 +368,9 @@ pub async fn fan_out(state: &AppState, job: &FanOut) -> anyhow::Result<()> {
     };
     let lists: BTreeSet<i64> = followers.iter().flat_map(|r| r.lists.clone()).collect();
     channels.extend(lists.into_iter().map(channel::list));
+    // Home and list streams only where a client listens, as Mastodon; the public ones
+    // always (they are few, and Mastodon does not ask either).
+    let mut channels = listeners::retain_listened(&state.redis, channels).await;
     channels.extend(facts.public_channels());
     publish_all(state, &channels, &event).await;
     // Mastodon's `deliver_to_conversation!`: direct statuses also go to the conversations of
