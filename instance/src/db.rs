@@ -16,6 +16,8 @@ use tokio::time::{MissedTickBehavior, timeout};
 use tracing::{info, warn};
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A pooled connection idle this long is pinged before it is used (see `connect_lazy`).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Well under the interval, so a hanging standby is noticed within about two seconds.
 const CHECK_TIMEOUT: Duration = Duration::from_millis(800);
@@ -48,6 +50,19 @@ impl Database {
             PgPoolOptions::new()
                 .max_connections(config.max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                // sqlx pings every connection it hands out by default: one more round trip
+                // per query, four more on a home timeline page. Only a connection left idle
+                // a while (which a proxy or the server may have closed) is checked first;
+                // one broken while busy fails its query and is dropped, as it would anyway.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IF_IDLE_FOR {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_lazy_with(options)
         };
         let primary = pool(primary_options(config)?);

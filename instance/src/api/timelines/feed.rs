@@ -186,15 +186,9 @@ pub async fn touch(redis: &Redis, account: i64) -> redis::RedisResult<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let args = [now.to_string(), account.to_string()];
-    redis
-        .eval::<i64>(
-            "return redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])",
-            &[&active_key(redis)],
-            &args,
-        )
-        .await
-        .map(drop)
+    let mut cmd = redis::cmd("ZADD");
+    cmd.arg(active_key(redis)).arg(now).arg(account);
+    redis.query::<i64>(&cmd).await.map(drop)
 }
 
 /// Drops the feeds of accounts that have not read their home for [`ACTIVE_FOR`], at most
