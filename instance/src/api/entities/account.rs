@@ -13,14 +13,19 @@ use crate::state::AppState;
 
 /// The columns of an [`AccountRow`], for `SELECT ... FROM accounts a`. A macro rather than a
 /// constant so that queries stay `&'static str` literals (`concat!`), which sqlx requires.
-/// The counters are columns kept by triggers (migration `account_counters`): counting them
-/// here cost an index scan over every follower of a popular account per rendering.
+/// The follow counters are columns kept by triggers (migration `account_counters`):
+/// counting them here cost an index scan over every follower of a popular account per
+/// rendering. Statuses are still counted here: a trigger on them slowed every post (see
+/// migration `statuses_counted_at_read`).
 macro_rules! account_columns {
     () => {
         "a.id, a.username, a.domain, a.display_name, a.note, a.locked, a.bot, a.discoverable, \
          a.avatar_key, a.header_key, a.fields, a.created_at, \
          a.uri, a.url, a.actor_type, a.avatar_remote_url, a.header_remote_url, \
-         a.followers_count, a.following_count, a.statuses_count, a.last_status_at"
+         a.followers_count, a.following_count, \
+         (SELECT count(*) FROM statuses s WHERE s.account_id = a.id) AS statuses_count, \
+         (SELECT s.created_at FROM statuses s WHERE s.account_id = a.id \
+          ORDER BY s.id DESC LIMIT 1) AS last_status_at"
     };
 }
 pub(crate) use account_columns;
