@@ -74,7 +74,16 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let base = Instant::now();
     // Nanoseconds after `base` at which event n was published (0: not yet).
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..a.events).map(|_| AtomicU64::new(0)).collect());
-    let (latency_tx, mut latencies) = mpsc::unbounded_channel::<u64>();
+    // Microseconds from publish to receipt of event n at client i, in slot i * events + n
+    // (0: not received): written where the frame arrives, with no message or wake-up per
+    // delivery (a channel to a collector cost the clients a cross-thread wake-up per frame,
+    // on the cores the streamer needs).
+    let slots: Arc<Vec<AtomicU64>> = Arc::new(
+        (0..a.connections as u64 * a.events)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
+    );
+    let delivered = Arc::new(AtomicU64::new(0));
     let (ready_tx, mut ready) = mpsc::unbounded_channel::<()>();
 
     let connecting = Instant::now();
@@ -90,7 +99,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     // How the first connection that ended did end, for the notes.
     let ending: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let mut refused = Vec::new();
-    for socket in sockets {
+    for (i, socket) in sockets.into_iter().enumerate() {
         let mut socket = match socket {
             Ok(s) => s,
             Err(e) => {
@@ -98,7 +107,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let (latency_tx, ready_tx, sent) = (latency_tx.clone(), ready_tx.clone(), sent.clone());
+        let (ready_tx, sent) = (ready_tx.clone(), sent.clone());
+        let (slots, delivered, events) = (slots.clone(), delivered.clone(), a.events as usize);
         let (closed, ending) = (closed.clone(), ending.clone());
         tokio::spawn(async move {
             let mut probed = false;
@@ -116,8 +126,13 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 let at = base.elapsed().as_nanos() as u64;
                 if let Some(n) = sequence(&text) {
                     let published = sent.get(n).map_or(0, |s| s.load(Ordering::Acquire));
-                    if published > 0 {
-                        let _ = latency_tx.send((at - published) / 1000);
+                    if published > 0 && n < events {
+                        // At least 1 µs, so that a received event never reads as missing;
+                        // a duplicate delivery counts once.
+                        let us = ((at - published) / 1000).max(1);
+                        if slots[i * events + n].swap(us, Ordering::Relaxed) == 0 {
+                            delivered.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 } else if !probed && text.contains(PROBE) {
                     probed = true;
@@ -131,7 +146,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             ));
         });
     }
-    drop((latency_tx, ready_tx));
+    drop(ready_tx);
     let clients = a.connections - refused.len();
     println!(
         "{clients} WebSocket clients connected in {connected_in:?}, {} refused{}",
@@ -189,14 +204,24 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(a.interval_ms)).await;
     }
     let expected = clients as u64 * a.events;
-    let mut samples = Vec::with_capacity(expected as usize);
-    while (samples.len() as u64) < expected {
-        match tokio::time::timeout(Duration::from_secs(30), latencies.recv()).await {
-            Ok(Some(us)) => samples.push(us),
-            _ => break,
+    // Until every delivery arrived, or none for 30 s.
+    let (mut seen, mut quiet_since) = (0, Instant::now());
+    loop {
+        let now = delivered.load(Ordering::Relaxed);
+        if now >= expected || quiet_since.elapsed() > Duration::from_secs(30) {
+            break;
         }
+        if now != seen {
+            (seen, quiet_since) = (now, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let duration = started.elapsed().as_secs_f64();
+    let samples: Vec<u64> = slots
+        .iter()
+        .map(|s| s.load(Ordering::Relaxed))
+        .filter(|&us| us > 0)
+        .collect();
     let delivered = samples.len() as u64;
     let roles_usage = meter.finish(delivered)?;
     let latency = stats::latency(samples).context("no event reached any client")?;
