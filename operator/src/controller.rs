@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
@@ -14,7 +14,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject, ListParams, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -38,6 +38,14 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// How often a dependency that is not ready is probed again: an external Redis or search
 /// cluster heals without any Kubernetes object changing, so no watch would tell.
 const DEPENDENCY_RETRY: Duration = Duration::from_secs(30);
+/// Children of one reconcile applied at once: a first install's dozen round trips overlap,
+/// while a fleet's concurrent reconciles times this stays a load the API server takes.
+const APPLY_CONCURRENCY: usize = 6;
+/// Objects per page of the watches' lists (at start and after a watch expired). Paged, not
+/// "any version" lists, which API servers serve from their watch cache ignoring the limit:
+/// a thousand instances' Deployments, Services... in one response each, parsed at once for
+/// every kind, made the operator's peak memory (held by the allocator long after).
+const LIST_PAGE: u32 = 100;
 /// How long events about one instance are gathered into a single reconcile.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Label on every child; owned-object watches select on it to keep the cache small.
@@ -47,7 +55,7 @@ const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "fedi-op
 pub struct Context {
     pub client: Client,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub events: crate::events::Publisher,
     pub defaults: Defaults,
     /// The optional APIs this run of the controller watches.
     pub capabilities: Capabilities,
@@ -70,12 +78,12 @@ impl Context {
         fleet: Fleet,
         children: ChildCache,
     ) -> Self {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: crate::events::Publisher::new(
+                client.clone(),
+                FIELD_MANAGER,
+                std::env::var("POD_NAME").ok(),
+            ),
             client,
             metrics,
             defaults: Defaults::default(),
@@ -126,7 +134,7 @@ impl Context {
             action: "Reconcile".into(),
             secondary: related,
         };
-        if let Err(e) = self.recorder.publish(&event, &fedi.object_ref(&())).await {
+        if let Err(e) = self.events.publish(&event, &fedi.object_ref(&())).await {
             warn!(error = %e, "cannot publish event");
         }
     }
@@ -229,9 +237,20 @@ async fn pipeline(
     let (workloads, others): (Vec<_>, Vec<_>) = children
         .into_iter()
         .partition(|c| c.resource.kind == "Deployment");
-    for child in others {
-        volume_resize::prepare(ctx, fedi, namespace, &child).await?;
-        apply_child(fedi, ctx, namespace, child).await?;
+    // What other children name goes first (a pod of a StatefulSet created before its
+    // ServiceAccount is refused and retried with back-off); within a wave, children are
+    // independent and applied a few at a time, so that a first install waits for the
+    // slowest round trip of each wave rather than the sum of a dozen.
+    let (named, rest): (Vec<_>, Vec<_>) = others.into_iter().partition(named_by_others);
+    for wave in [named, rest] {
+        futures::stream::iter(wave)
+            .map(|child| async move {
+                volume_resize::prepare(ctx, fedi, namespace, &child).await?;
+                apply_child(fedi, ctx, namespace, child).await.map(drop)
+            })
+            .buffer_unordered(APPLY_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
     }
     let mut wake = false;
     let suspended = fedi.spec.suspend;
@@ -393,12 +412,28 @@ async fn roll(
     workloads: Vec<build::Child>,
     out: &mut Vec<(String, Deployment)>,
 ) -> Result<()> {
-    for child in workloads {
-        let component = component_of(&child);
-        let applied = apply_child(fedi, ctx, namespace, child).await?;
-        out.push((component, as_deployment(&applied)?));
-    }
+    // In the children's order, which the status lists them in.
+    let applied: Vec<_> = futures::stream::iter(workloads)
+        .map(|child| async move {
+            let component = component_of(&child);
+            let applied = apply_child(fedi, ctx, namespace, child).await?;
+            Ok::<_, Error>((component, as_deployment(&applied)?))
+        })
+        .buffered(APPLY_CONCURRENCY)
+        .try_collect()
+        .await?;
+    out.extend(applied);
     Ok(())
+}
+
+/// Kinds the other children refer to by name (pods' ServiceAccount, ConfigMaps and Secrets;
+/// the database Cluster of the pooler and the backups).
+fn named_by_others(child: &build::Child) -> bool {
+    match child.resource.kind.as_str() {
+        "ServiceAccount" | "ConfigMap" | "Secret" => child.resource.group.is_empty(),
+        "Cluster" => child.resource.group == build::database::GROUP,
+        _ => false,
+    }
 }
 
 /// The upgrade pipeline, one step further if the previous one is done: fleet slot ->
@@ -773,7 +808,11 @@ struct Watching<'a> {
 impl Watching<'_> {
     async fn run(self, stop: futures::future::Shared<futures::future::BoxFuture<'static, ()>>) {
         let client = self.client;
-        let owned = || watcher::Config::default().labels(MANAGED_BY).any_semantic();
+        let owned = || {
+            watcher::Config::default()
+                .labels(MANAGED_BY)
+                .page_size(LIST_PAGE)
+        };
         // The children's watches feed both the cache and the controllers' triggers; the
         // cache must exist before the context that holds it.
         let mut children = ChildCache::default();
@@ -805,7 +844,7 @@ impl Watching<'_> {
             let ns = ns.as_deref();
             let controller = Controller::new(
                 scoped::<FediInstance>(client, ns),
-                watcher::Config::default().any_semantic(),
+                watcher::Config::default().page_size(LIST_PAGE),
             );
             let store = controller.store();
             stores.push(store.clone());

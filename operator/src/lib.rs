@@ -13,6 +13,7 @@ pub mod controller;
 pub mod crd;
 pub mod dependencies;
 pub mod dereference;
+pub mod events;
 pub mod finalizer;
 pub mod health;
 pub mod keys;

@@ -99,6 +99,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let played =
         PlayedCluster::start_sharing_redis(&client, std::slice::from_ref(&ns), &played_dir);
     let result = measure(&a, &client, &own, &ns, &played).await;
+    // Written before the cleanup, whose own timeouts must not lose a long run's figures.
+    if let Ok(outcomes) = &result {
+        for o in outcomes {
+            o.write(&a.out)?;
+        }
+    }
     // Deleted while an operator still runs, so that the instances' finalizers are honoured.
     let cleanup = cleanup(&a, &client, &ns, &played).await;
     // Stops the shared Redis and deletes the volumes it made.
@@ -107,12 +113,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     if result.is_ok() && cleanup.is_ok() {
         let _ = std::fs::remove_dir_all(&played_dir);
     }
-    let outcomes = result?;
-    cleanup?;
-    for o in outcomes {
-        o.write(&a.out)?;
-    }
-    Ok(())
+    result?;
+    cleanup
 }
 
 async fn cleanup(
@@ -250,24 +252,28 @@ async fn measure(
     }
     let deadline = start + Duration::from_secs(a.timeout);
     let mut peak_rss: f64 = 0.0;
-    loop {
-        peak_rss = peak_rss.max(op.peak_rss_mib().unwrap_or(0.0));
-        let list = api.list(&ListParams::default()).await?;
-        let ready = list.items.iter().filter(|f| is_ready(f)).count();
-        if ready == a.instances {
-            break;
+    let converged = async {
+        loop {
+            peak_rss = peak_rss.max(op.peak_rss_mib().unwrap_or(0.0));
+            let list = api.list(&ListParams::default()).await?;
+            let ready = list.items.iter().filter(|f| is_ready(f)).count();
+            if ready == a.instances {
+                return anyhow::Ok(start.elapsed().as_secs_f64());
+            }
+            ensure!(
+                op.is_running(),
+                "the operator exited (log: {})",
+                a.log.display()
+            );
+            if Instant::now() > deadline {
+                bail!("{ready} of {} Ready after {} s", a.instances, a.timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        ensure!(
-            op.is_running(),
-            "the operator exited (log: {})",
-            a.log.display()
-        );
-        if Instant::now() > deadline {
-            bail!("{ready} of {} Ready after {} s", a.instances, a.timeout);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let seconds = start.elapsed().as_secs_f64();
+    };
+    let (seconds, loaded) =
+        futures::future::join(converged, drift_under_load(a, client, ns, deadline)).await;
+    let (seconds, loaded) = (seconds?, loaded?);
     let metrics_after = op.metrics().await?;
     let convergence = Convergence {
         seconds,
@@ -301,6 +307,7 @@ async fn measure(
         a,
         &convergence,
         &drift,
+        &loaded,
         &resync,
         peak_rss,
         background,
@@ -323,21 +330,76 @@ async fn drift(a: &Args, client: &Client, ns: &str) -> anyhow::Result<Vec<u64>> 
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let victim = &all[seed % all.len()];
-        let name = victim.name_any();
-        let old_uid = deployments.get(&name).await?.uid();
-        let start = Instant::now();
-        deployments.delete(&name, &DeleteParams::default()).await?;
-        fedi_e2e::await_until(Duration::from_secs(60), "the Deployment to be back", || {
-            let (deployments, name, old_uid) = (&deployments, &name, &old_uid);
-            async move {
-                let d = deployments.get_opt(name).await.ok()??;
-                (d.uid() != *old_uid && d.metadata.deletion_timestamp.is_none()).then_some(())
-            }
-        })
-        .await?;
-        micros.push(start.elapsed().as_micros() as u64);
+        micros.push(repair_time(&deployments, &victim.name_any()).await?);
     }
     Ok(micros)
+}
+
+/// Deletes Deployment `name` and times how long it takes to be back (a new object of that
+/// name), in microseconds.
+async fn repair_time(deployments: &Api<Deployment>, name: &str) -> anyhow::Result<u64> {
+    let old_uid = deployments.get(name).await?.uid();
+    let start = Instant::now();
+    deployments.delete(name, &DeleteParams::default()).await?;
+    fedi_e2e::await_until(Duration::from_secs(60), "the Deployment to be back", || {
+        let old_uid = &old_uid;
+        async move {
+            let d = deployments.get_opt(name).await.ok()??;
+            (d.uid() != *old_uid && d.metadata.deletion_timestamp.is_none()).then_some(())
+        }
+    })
+    .await?;
+    Ok(start.elapsed().as_micros() as u64)
+}
+
+/// Drift repair while the fleet converges: from the moment a tenth of the instances are
+/// Ready, the child Deployment of a Ready instance is deleted, one at a time, while the
+/// operator still works through the others' first sync. Each sample comes with how many
+/// instances were not Ready yet when it started (0: the fleet had converged meanwhile).
+async fn drift_under_load(
+    a: &Args,
+    client: &Client,
+    ns: &str,
+    deadline: Instant,
+) -> anyhow::Result<Vec<(u64, usize)>> {
+    let api: Api<FediInstance> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let mut samples = Vec::new();
+    let mut seed = std::process::id() as usize | 1;
+    while samples.len() < a.drift_samples {
+        let list = api.list(&ListParams::default()).await?.items;
+        let ready: Vec<_> = list.iter().filter(|f| is_ready(f)).collect();
+        if ready.len() * 10 < a.instances || ready.is_empty() {
+            ensure!(
+                Instant::now() < deadline,
+                "{} of {} Ready at the deadline",
+                ready.len(),
+                a.instances
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let instance = ready[seed % ready.len()].name_any();
+        let selector = format!("app.kubernetes.io/instance={instance}");
+        let Some(victim) = deployments
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        let pending = list.len() - ready.len() + (a.instances - list.len());
+        samples.push((
+            repair_time(&deployments, &victim.name_any()).await?,
+            pending,
+        ));
+    }
+    Ok(samples)
 }
 
 /// Until the operator has written nothing for 5 s (at most 120 s).
@@ -420,6 +482,7 @@ fn outcomes(
     a: &Args,
     c: &Convergence,
     drift: &[u64],
+    loaded: &[(u64, usize)],
     r: &Resync,
     peak_rss: f64,
     background: f64,
@@ -475,6 +538,10 @@ fn outcomes(
     let resync_requests = (r.requests.total - r.own as f64 - background * r.window).max(0.0);
     let drift_latency = crate::stats::latency(drift.to_vec());
     let drift_max = drift_latency.map_or(f64::NAN, |l| l.max);
+    let loaded_micros: Vec<u64> = loaded.iter().map(|(m, _)| *m).collect();
+    let loaded_latency = crate::stats::latency(loaded_micros.clone());
+    let loaded_max = loaded_latency.map_or(f64::NAN, |l| l.max);
+    let loaded_total = loaded_micros.iter().sum::<u64>() as f64 / 1e6;
     vec![
         row(
             0,
@@ -532,11 +599,14 @@ fn outcomes(
             vec![format!(
                 "apiserver_request_total delta {} minus the bench's own {} and the control \
                  plane's traffic at rest ({background:.1} requests/s); the operator's \
-                 writes (its status and child-write counters) {:.0}, {:.1} per instance",
+                 writes (its status and child-write counters) {:.0}, {:.1} per instance, \
+                 the {} Deployments deleted for the drift samples under load and recreated \
+                 included",
                 c.requests.total,
                 c.own,
                 c.writes,
-                c.writes / n
+                c.writes / n,
+                loaded.len()
             )],
         ),
         row(
@@ -582,6 +652,26 @@ fn outcomes(
                 drift.len(),
                 drift_max,
                 a.instances
+            )],
+        ),
+        row(
+            5,
+            "operator: drift repair under load (during convergence)".into(),
+            loaded.len() as u64,
+            loaded_total,
+            loaded.len() as f64 / loaded_total.max(1e-9),
+            "repairs/s",
+            loaded_latency,
+            Some(Target {
+                text: "drift repaired < 5 s".into(),
+                met: loaded_max < 5000.0,
+            }),
+            vec![format!(
+                "a Ready instance's child Deployment deleted while the operator works \
+                 through the others' first sync (from a tenth of the fleet Ready on, one at \
+                 a time); instances not Ready yet at each sample: {:?}; max {:.0} ms",
+                loaded.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+                loaded_max
             )],
         ),
     ]
