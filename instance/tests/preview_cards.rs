@@ -332,14 +332,21 @@ async fn a_posted_link_gets_its_card_and_a_status_update_event() {
     let token = issue_token(&db, Some(user), "read write").await;
 
     let client = redis::Client::open(redis.as_str()).unwrap();
-    let mut pubsub = client.get_async_pubsub().await.unwrap();
-    pubsub
-        .subscribe(
-            fedi_server::redis_keys::Namespace::new(&domain)
-                .channel(&format!("timeline:{account}")),
-        )
+    let namespace = fedi_server::redis_keys::Namespace::new(&domain);
+    let home = format!("timeline:{account}");
+    // Marked as listened to, as the streamer marks its clients' streams: the worker sends
+    // nothing to a home stream nobody has open.
+    let mut redis_conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(namespace.key(&fedi_server::events::channel::subscribed_key(&home)))
+        .arg("1")
+        .arg("EX")
+        .arg(600)
+        .query_async(&mut redis_conn)
         .await
         .unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(namespace.channel(&home)).await.unwrap();
     let mut messages = pubsub.into_on_message();
 
     let http = reqwest::Client::new();

@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// The follow counters are columns kept by triggers (migration `account_counters`):
 /// counting them here cost an index scan over every follower of a popular account per
 /// rendering. Statuses are still counted here: a trigger on them slowed every post (see
-/// migration `statuses_counted_at_read`).
+/// that migration).
 macro_rules! account_columns {
     () => {
         "a.id, a.username, a.domain, a.display_name, a.note, a.locked, a.bot, a.discoverable, \
