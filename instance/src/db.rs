@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use fedi_config::{DatabaseConfig, vars};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgConnection, PgPool};
+use sqlx::{ConnectOptions, PgConnection, PgPool, Postgres, Transaction};
 use tokio::task::AbortHandle;
 use tokio::time::{MissedTickBehavior, timeout};
 use tracing::{info, warn};
@@ -87,6 +87,24 @@ impl Database {
     /// For writes, and for reads that must see the caller's own writes.
     pub fn primary(&self) -> &PgPool {
         &self.primary
+    }
+
+    /// A transaction on the primary, begun whatever happens to the caller's future.
+    ///
+    /// sqlx 0.9's `begin` dropped between sending BEGIN and reading the answer leaves the
+    /// connection inside that transaction (its rollback guard still sees depth 0): the
+    /// connection goes back to the pool, every later statement on it joins the transaction,
+    /// its locks are never released and the pool ends up waiting on them. A request's future
+    /// is dropped at any await when its client goes away. Begun in a task of its own, the
+    /// BEGIN completes, and a transaction nobody receives is dropped, which rolls it back.
+    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let pool = self.primary.clone();
+        match tokio::spawn(async move { pool.begin().await }).await {
+            Ok(begun) => begun,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only when the runtime shuts down.
+            Err(_) => Err(sqlx::Error::PoolClosed),
+        }
     }
 
     /// For reads that tolerate the configured lag: the standby while it is usable, else the

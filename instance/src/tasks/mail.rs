@@ -105,7 +105,7 @@ pub async fn deliver(state: &AppState, id: i64) -> Result<Delivered, JobError> {
             "SMTP is not configured (FEDI_SMTP_HOST): e-mail cannot be sent"
         )));
     };
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     // SKIP LOCKED: a duplicate job running at the same time leaves the row to its twin.
     let row: Option<Row> = sqlx::query_as(
         "SELECT to_address, subject, body_text FROM outgoing_mail \

@@ -66,7 +66,7 @@ pub async fn orphaned_media(state: &AppState) -> anyhow::Result<u64> {
     let retention = state.config.orphaned_media_retention.as_secs_f64();
     let mut removed = 0;
     loop {
-        let mut tx = state.db.primary().begin().await?;
+        let mut tx = state.db.begin().await?;
         let rows: Vec<Orphan> = sqlx::query_as(
             "DELETE FROM media_attachments WHERE id IN ( \
                  SELECT id FROM media_attachments \
@@ -153,7 +153,7 @@ async fn expire(
 ) -> anyhow::Result<u64> {
     let mut removed = 0;
     loop {
-        let mut tx = state.db.primary().begin().await?;
+        let mut tx = state.db.begin().await?;
         let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(update)
             .bind(retention.as_secs_f64())
             .bind(BATCH)

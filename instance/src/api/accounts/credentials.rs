@@ -205,7 +205,7 @@ pub async fn update(
     };
 
     let saved = async {
-        let mut tx = state.db.primary().begin().await?;
+        let mut tx = state.db.begin().await?;
         let (old_avatar, old_header): (Option<String>, Option<String>) =
             sqlx::query_as("SELECT avatar_key, header_key FROM accounts WHERE id = $1 FOR UPDATE")
                 .bind(account_id)

@@ -341,7 +341,7 @@ pub async fn register(
         .await
         .map_err(ApiError::Internal)?;
 
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     // The token gets what the application registered, as Mastodon's AppSignUpService does.
     let (scopes,): (String,) =
         sqlx::query_as("SELECT scopes FROM oauth_applications WHERE id = $1")

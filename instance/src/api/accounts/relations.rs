@@ -97,7 +97,7 @@ pub async fn follow(
         return Err(ApiError::NotFound);
     }
     let languages = parse_languages(p.languages)?;
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     lock_pair(&mut tx, me, target.id).await?;
     let (blocked, following): (bool, bool) = sqlx::query_as(
         "SELECT EXISTS (SELECT 1 FROM blocks WHERE (account_id = $1 AND target_account_id = $2) \
@@ -203,7 +203,7 @@ pub async fn block(
     if target.id == me {
         return Err(ApiError::Forbidden);
     }
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     lock_pair(&mut tx, me, target.id).await?;
     // The follows and requests that end, each way (`mine`: mine of them), with the id of
     // the remote's Follow for its Reject.
@@ -352,7 +352,7 @@ pub async fn authorize(
     auth.require("write:follows")?;
     let me = auth.user()?.account_id;
     let requester = parse_id(&id)?;
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     lock_pair(&mut tx, me, requester).await?;
     // show_reblogs, notify, languages, and the Follow's id for a remote requester.
     type Request = (bool, bool, Option<Vec<String>>, Option<String>);

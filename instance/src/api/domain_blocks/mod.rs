@@ -91,7 +91,7 @@ pub async fn block(
             "is this server's own domain",
         ));
     }
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "INSERT INTO account_domain_blocks (account_id, domain) VALUES ($1, $2) \
          ON CONFLICT (account_id, domain) DO NOTHING",

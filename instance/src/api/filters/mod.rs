@@ -297,7 +297,7 @@ pub async fn create(
         .transpose()?
         .flatten();
     let keywords = keyword_attrs(p.keywords_attributes)?;
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO custom_filters (account_id, title, context, action, expires_at) \
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING id",
@@ -328,7 +328,7 @@ pub async fn update(
     let action = p.filter_action.as_deref().map(check_action).transpose()?;
     let expires_in = p.expires_in.as_ref().map(check_expires_in).transpose()?;
     let keywords = keyword_attrs(p.keywords_attributes)?;
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let found = sqlx::query(
         "UPDATE custom_filters SET title = coalesce($3, title), \
              context = coalesce($4, context), action = coalesce($5, action), \

@@ -309,7 +309,7 @@ pub async fn add_members(
 ) -> Result<Json<Value>, ApiError> {
     let me = caller(&auth, "write:lists")?;
     let ids = p.ids()?;
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let list = owned_list(&mut *tx, &id, me).await?;
     let (existing,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM accounts WHERE id = ANY($1) AND suspended_at IS NULL")

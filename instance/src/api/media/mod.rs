@@ -455,7 +455,7 @@ async fn update(
     let new_key = new_thumbnail.as_ref().map(|(o, _, _)| o.key.clone());
 
     let saved = async {
-        let mut tx = state.db.primary().begin().await?;
+        let mut tx = state.db.begin().await?;
         let row = owned(&mut *tx, id, account_id, true).await?;
         if row.status_id.is_some() {
             return Err(attached());

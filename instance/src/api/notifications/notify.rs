@@ -92,7 +92,7 @@ async fn record(
     state: &AppState,
     cause: &Cause,
 ) -> Result<(Vec<NotificationRow>, Vec<i64>), sqlx::Error> {
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let rows = insert_for(&mut tx, cause).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mails = crate::tasks::mail::notifications::queue(&mut tx, state, &ids).await?;

@@ -146,7 +146,7 @@ pub(super) async fn edit(
 /// A new token for the confirmed, unsuspended user with `email`, if any, and the mail with
 /// its link, in one transaction.
 async fn send_instructions(state: &AppState, email: &str) -> Result<(), ApiError> {
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let user: Option<(i64, String)> = sqlx::query_as(
         "SELECT u.id, a.username FROM users u JOIN accounts a ON a.id = u.account_id \
          WHERE lower(u.email) = lower($1) AND u.confirmed_at IS NOT NULL \
@@ -218,7 +218,7 @@ async fn change(state: &AppState, headers: &HeaderMap, form: PasswordForm) -> Pa
         .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(ApiError::Internal)?;
 
-    let mut tx = state.db.primary().begin().await.map_err(ApiError::from)?;
+    let mut tx = state.db.begin().await.map_err(ApiError::from)?;
     // The token is used up in the same statement that checks it: of two submissions at
     // once, one finds it gone.
     let changed: Option<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -192,7 +192,7 @@ async fn refresh(
         Some(id) => Some(usable_user(state, id).await?.id),
         None => None,
     };
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     // Of two concurrent refreshes with the same token, only one revokes it.
     let revoked = sqlx::query(
         "UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",

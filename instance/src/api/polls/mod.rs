@@ -110,7 +110,7 @@ pub async fn vote(
     if p.choices.is_empty() {
         return Err(ApiError::validation("choices", "can't be blank"));
     }
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     // One vote of an account on a poll at a time: a single-choice poll cannot be given two
     // answers by two requests at once.
     sqlx::query(

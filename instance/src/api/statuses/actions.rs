@@ -267,7 +267,7 @@ pub async fn pin(
             "Posts that are only visible to mentioned users cannot be pinned".into(),
         ));
     }
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     // Serialises the user's pins, so that two at once cannot pass the limit together.
     sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
         .bind(me)

@@ -521,7 +521,7 @@ async fn insert_status(
     me: i64,
     new: NewStatus,
 ) -> Result<(i64, String), ApiError> {
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let defaults: UserDefaults = sqlx::query_as(
         "SELECT default_privacy, default_sensitive, default_language FROM users \
          WHERE account_id = $1",
@@ -631,7 +631,7 @@ pub async fn edit(
             Some(media_ids(&list)?)
         }
     };
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let current: Current = sqlx::query_as(
         "SELECT text, spoiler_text, sensitive, language, ordered_media_attachment_ids, \
                 reblog_of_id \
@@ -719,7 +719,7 @@ pub async fn delete(
 ) -> Result<Json<Status>, ApiError> {
     let me = me(&auth, "write:statuses")?;
     let id = parse_id(&id)?;
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let (text,): (String,) =
         sqlx::query_as("SELECT text FROM statuses WHERE id = $1 AND account_id = $2 FOR UPDATE")
             .bind(id)

@@ -121,7 +121,7 @@ async fn our_follower(ctx: &Ctx<'_>) -> Result<i64, Refused> {
 /// Accept (or Reject) of a local account's Follow of the actor.
 pub async fn accept(ctx: &Ctx<'_>, accepted: bool) -> Result<(), Refused> {
     let follower = our_follower(ctx).await?;
-    let mut tx = ctx.state.db.primary().begin().await?;
+    let mut tx = ctx.state.db.begin().await?;
     let request: Option<(bool, bool, Option<Vec<String>>)> = sqlx::query_as(
         "DELETE FROM follow_requests WHERE account_id = $1 AND target_account_id = $2 \
          RETURNING show_reblogs, notify, languages",
@@ -172,7 +172,7 @@ pub async fn block(ctx: &Ctx<'_>) -> Result<(), Refused> {
             "{target_uri} is not a local account"
         )));
     };
-    let mut tx = ctx.state.db.primary().begin().await?;
+    let mut tx = ctx.state.db.begin().await?;
     sqlx::query(
         "INSERT INTO blocks (account_id, target_account_id) VALUES ($1, $2) \
          ON CONFLICT (account_id, target_account_id) DO NOTHING",

@@ -98,7 +98,7 @@ pub async fn store_note(
         .unwrap_or_else(Utc::now);
     let mentioned = mentions(state, doc).await?;
 
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let status_id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO statuses (account_id, uri, url, content_html, spoiler_text, visibility, \
              sensitive, language, in_reply_to_id, in_reply_to_account_id, created_at, local) \
@@ -293,7 +293,7 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<(), Refused> {
     };
     let content = Content::of(&doc);
     let mentioned = mentions(ctx.state, &doc).await?;
-    let mut tx = ctx.state.db.primary().begin().await?;
+    let mut tx = ctx.state.db.begin().await?;
     // The first edit records the original, so that the history lists every version.
     sqlx::query(
         "INSERT INTO status_edits (status_id, account_id, content_html, spoiler_text, \

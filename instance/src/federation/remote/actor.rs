@@ -191,7 +191,7 @@ async fn store_key(state: &AppState, doc: &Value, owner: &str) {
 /// account known before its URI was, or whose actor id changed). An advisory lock on the
 /// handle serializes concurrent jobs storing the same actor.
 async fn upsert(state: &AppState, actor: &Actor) -> Result<i64, sqlx::Error> {
-    let mut tx = state.db.primary().begin().await?;
+    let mut tx = state.db.begin().await?;
     let handle = format!("{}@{}", actor.username.to_lowercase(), actor.domain);
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
         .bind(&handle)
