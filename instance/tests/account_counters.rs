@@ -8,19 +8,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-async fn post(api: &TestApi, token: &str, text: &str) -> String {
-    let reply = api
-        .call(
-            "POST",
-            "/api/v1/statuses",
-            Some(token),
-            Body::Form(&[("status", text), ("visibility", "public")]),
-        )
-        .await
-        .expect(200);
-    reply.json()["id"].as_str().unwrap().to_string()
-}
-
 async fn act(api: &TestApi, token: &str, method: &str, path: &str) {
     api.call(method, path, Some(token), Body::None)
         .await
@@ -99,8 +86,8 @@ async fn counters_follow_every_write_path() {
     assert_eq!(shown(&api, bob_id).await, (1, 1, 0, Value::Null));
 
     // Statuses and a reblog (a status of its author too, as counting found it).
-    let first = post(&api, &alice, "first").await;
-    let second = post(&api, &alice, "second").await;
+    let first = api.post_public(&alice, "first").await;
+    let second = api.post_public(&alice, "second").await;
     act(
         &api,
         &bob,

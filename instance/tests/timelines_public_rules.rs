@@ -7,27 +7,14 @@ mod common;
 
 use common::*;
 
-async fn post(api: &TestApi, token: &str, text: &str) -> String {
-    let reply = api
-        .call(
-            "POST",
-            "/api/v1/statuses",
-            Some(token),
-            Body::Form(&[("status", text), ("visibility", "public")]),
-        )
-        .await
-        .expect(200);
-    reply.json()["id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn public_timelines_hide_authors_who_block_the_viewer_or_are_suspended() {
     let api = TestApi::start().await;
     let (alice_id, alice) = api.token_user("alice").await;
     let (bob_id, bob) = api.token_user("bob").await;
     let (_, carol) = api.token_user("carol").await;
-    let by_alice = post(&api, &alice, "hello #cats #dogs").await;
-    let by_bob = post(&api, &bob, "hi #cats").await;
+    let by_alice = api.post_public(&alice, "hello #cats #dogs").await;
+    let by_bob = api.post_public(&bob, "hi #cats").await;
 
     let public = "/api/v1/timelines/public";
     assert_eq!(

@@ -78,6 +78,20 @@ impl TestApi {
         (account, token)
     }
 
+    /// Posts `text` as a public status with `token`: its id.
+    pub async fn post_public(&self, token: &str, text: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                "/api/v1/statuses",
+                Some(token),
+                Body::Form(&[("status", text), ("visibility", "public")]),
+            )
+            .await
+            .expect(200);
+        reply.json()["id"].as_str().unwrap().to_string()
+    }
+
     /// The ids of the statuses (or other entities) a GET of `path` lists, in order.
     pub async fn listed_ids(&self, path: &str, token: Option<&str>) -> Vec<String> {
         let reply = self.call("GET", path, token, Body::None).await.expect(200);
