@@ -17,6 +17,9 @@
 #   BENCH_ONLY=server|operator  one half only; default both. The operator half runs on the
 #                        local control plane (tests/e2e/cluster/up.sh, started if needed,
 #                        left running): BENCH_INSTANCES FediInstances (1,000; small: 50).
+#   BENCH_OPERATOR_LOG   the benched operator's RUST_LOG (warn), e.g. fedi_operator=debug
+#                        for each reconcile's queueing and duration (its log: .local/logs/
+#                        bench-operator.log; the drift samples name their Deployments).
 # Stops on exit exactly what it started (roles, services) and drops its database.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

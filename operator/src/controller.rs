@@ -65,9 +65,13 @@ pub struct Context {
     pub children: ChildCache,
     /// Dependency reports of ready instances, reused for a short while.
     pub recent: Arc<dependencies::recent::Recent>,
-    /// Reconciles allowed to run at once (`--max-concurrent-reconciles`), taken first come,
-    /// first served; `None`: no limit.
-    pub slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Reconciles allowed to run at once (`--max-concurrent-reconciles`), live instances
+    /// first; `None`: no limit.
+    pub slots: Option<crate::slots::Slots>,
+    /// Resolves when this run of the controllers stops: reconciles still waiting for a
+    /// slot then give up rather than hold the shutdown (the next run reconciles every
+    /// instance anyway).
+    pub stop: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
 }
 
 impl Context {
@@ -92,6 +96,7 @@ impl Context {
             children,
             recent: Arc::default(),
             slots: None,
+            stop: futures::future::pending().boxed().shared(),
         }
     }
 
@@ -141,18 +146,48 @@ impl Context {
 }
 
 pub async fn reconcile(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Action> {
-    // The limit on concurrent reconciles is a fair queue here rather than kube-runtime's
-    // own: that one takes waiting requests in hash order, and with a fleet's requeues
-    // always waiting, some instances never got their turn (104 of 1,000 unreconciled after
-    // 19 minutes). The semaphore is never closed.
+    let asked = std::time::Instant::now();
     let _slot = match &ctx.slots {
-        Some(slots) => slots.clone().acquire_owned().await.ok(),
+        Some(slots) => tokio::select! {
+            slot = slots.acquire(live_now(&fedi, &ctx)) => Some(slot),
+            () = ctx.stop.clone() => return Ok(Action::await_change()),
+        },
         None => None,
     };
-    let _timer = ctx.metrics.reconcile_started();
-    let (result, busy) = crate::busy::Busy::new(reconcile_once(fedi, ctx.clone())).await;
+    let queued = asked.elapsed();
+    ctx.metrics.reconcile_queued(queued);
+    let timer = ctx.metrics.reconcile_started();
+    let instance = ObjectRef::from_obj(fedi.as_ref());
+    // Boxed: a fleet's queued reconciles each hold this future while they wait for a slot,
+    // and the pipeline's state is many times the size of the wait's.
+    let work = Box::pin(reconcile_once(fedi, ctx.clone()));
+    let (result, busy) = crate::busy::Busy::new(work).await;
     ctx.metrics.reconcile_busy(busy);
+    // Where a slow reconcile's time went: waiting for a slot, on the API server and probes,
+    // or running.
+    tracing::debug!(
+        %instance,
+        queued_ms = queued.as_millis() as u64,
+        took_ms = timer.elapsed().as_millis() as u64,
+        busy_ms = busy.as_millis() as u64,
+        ok = result.is_ok(),
+        "reconciled"
+    );
     result
+}
+
+/// Whether `fedi` is live (Ready) as the controllers' caches have it when asked, which may
+/// be long after this reconcile was requested.
+fn live_now(fedi: &FediInstance, ctx: &Context) -> crate::slots::Live {
+    let stores = ctx.fleet.stores();
+    let instance = ObjectRef::from_obj(fedi);
+    let then = crate::slots::is_live(fedi);
+    Box::new(move || {
+        stores
+            .iter()
+            .find_map(|s| s.get(&instance))
+            .map_or(then, |f| crate::slots::is_live(&f))
+    })
 }
 
 async fn reconcile_once(fedi: Arc<FediInstance>, ctx: Arc<Context>) -> Result<Action> {
@@ -832,21 +867,28 @@ impl Watching<'_> {
             Fleet::new(self.max_concurrent_upgrades),
             children,
         );
-        ctx.slots = (self.max_concurrent_reconciles > 0).then(|| {
-            Arc::new(tokio::sync::Semaphore::new(
-                self.max_concurrent_reconciles.into(),
-            ))
-        });
+        ctx.slots = (self.max_concurrent_reconciles > 0)
+            .then(|| crate::slots::Slots::new(self.max_concurrent_reconciles.into()));
+        ctx.stop = stop.clone();
         let ctx = Arc::new(ctx);
         let mut stores = Vec::new();
         let mut controllers = Vec::new();
         for (ns, streams) in self.namespaces.iter().zip(triggers) {
             let ns = ns.as_deref();
-            let controller = Controller::new(
-                scoped::<FediInstance>(client, ns),
-                watcher::Config::default().page_size(LIST_PAGE),
-            );
-            let store = controller.store();
+            // The instances' cache as kube-runtime's `Controller::new` keeps it, but without
+            // what nothing here reads and what makes a FediInstance several times its size:
+            // who manages which field, and kubectl's copy of the whole object.
+            let (store, writer) = kube::runtime::reflector::store();
+            let instances = kube::runtime::reflector(
+                writer,
+                watcher(
+                    scoped::<FediInstance>(client, ns),
+                    watcher::Config::default().page_size(LIST_PAGE),
+                )
+                .modify(crate::cache::strip_bulky_metadata),
+            )
+            .applied_objects();
+            let controller = Controller::for_stream(instances, store.clone());
             stores.push(store.clone());
             let mut controller = controller
                 // A step of a rollout changes a Job or a Deployment several times within

@@ -91,10 +91,13 @@ pub async fn secrets(
     defaults: &Defaults,
 ) -> Result<Vec<String>> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    for (name, wanted) in referenced_secrets(fedi) {
-        let secret = api
-            .get_opt(&name)
-            .await
+    // Every reconcile asks for these: all at once, since on a busy API server each round
+    // trip is what a reconcile (a drift repair among them) waits on.
+    let referenced = referenced_secrets(fedi);
+    let found =
+        futures::future::join_all(referenced.iter().map(|(name, _)| api.get_opt(name))).await;
+    for ((name, wanted), secret) in referenced.into_iter().zip(found) {
+        let secret = secret
             .map_err(Error::Kube)?
             .ok_or_else(|| Error::SecretNotFound(name.clone()))?;
         let has = |k: &String| {
@@ -113,13 +116,12 @@ pub async fn secrets(
         }
     }
     let mut created = Vec::new();
-    for (name, generate) in generated_secrets(fedi) {
-        if api
-            .get_metadata_opt(&name)
-            .await
-            .map_err(Error::Kube)?
-            .is_some()
-        {
+    let generated = generated_secrets(fedi);
+    let existing =
+        futures::future::join_all(generated.iter().map(|(name, _)| api.get_metadata_opt(name)))
+            .await;
+    for ((name, generate), existing) in generated.into_iter().zip(existing) {
+        if existing.map_err(Error::Kube)?.is_some() {
             continue;
         }
         let secret = if name == build::keys_secret_name(fedi) {

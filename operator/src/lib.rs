@@ -25,6 +25,7 @@ pub mod redis_cluster;
 pub mod reference;
 pub mod search_index;
 pub mod secret_rotation;
+pub mod slots;
 pub mod status;
 pub mod teardown;
 pub mod telemetry;

@@ -52,9 +52,10 @@ struct Args {
         default_value_t = 0
     )]
     max_concurrent_upgrades: usize,
-    /// At most this many reconciles run at once; the others queue. A fleet's first sync
-    /// otherwise starts every instance's reconcile together: the API server times out
-    /// under the burst and each reconcile's probe clients add up in memory. 0: no limit.
+    /// At most this many reconciles run at once; the others queue, Ready instances first
+    /// (`slots`). A fleet's first sync otherwise starts every instance's reconcile
+    /// together: the API server times out under the burst and each reconcile's probe
+    /// clients add up in memory. 0: no limit.
     #[arg(
         long,
         env = "FEDI_OPERATOR_MAX_CONCURRENT_RECONCILES",
@@ -63,8 +64,31 @@ struct Args {
     max_concurrent_reconciles: u16,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    limit_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+/// glibc gives threads arenas of their own (up to 8 per core), and memory freed in one
+/// arena is not reused by the others: objects parsed on one worker thread and dropped on
+/// another keep the RSS well above the live heap (heaptrack at 1,000 instances: 89 MB peak
+/// heap, 142 MiB RSS). Two arenas, set before any thread starts; `MALLOC_ARENA_MAX` in the
+/// environment still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator parameters; it is called before any other
+        // thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     fedi_operator::install_tls_provider();
     telemetry::init(args.log_json);

@@ -25,6 +25,7 @@ pub struct Metrics {
     managed_instances: Gauge,
     duration: Histogram,
     busy: Histogram,
+    queued: Histogram,
 }
 
 impl Default for Metrics {
@@ -38,6 +39,9 @@ impl Default for Metrics {
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         // 0.1 ms .. ~13 s: the work of one reconcile is expected well under the 100 ms target.
         let busy = Histogram::new(exponential_buckets(0.0001, 2.0, 18));
+        // 1 ms .. ~65 s: a reconcile waits here when more instances want one than
+        // `--max-concurrent-reconciles` allows (a fleet converging, a restart's resync).
+        let queued = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         let mut registry = Registry::with_prefix("fedi_operator");
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
@@ -71,6 +75,11 @@ impl Default for Metrics {
              calls, dependency probes, timers and runtime queueing",
             busy.clone(),
         );
+        registry.register(
+            "reconcile_queue_seconds",
+            "Time a reconcile waited for one of the --max-concurrent-reconciles slots",
+            queued.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -80,6 +89,7 @@ impl Default for Metrics {
             managed_instances,
             duration,
             busy,
+            queued,
         }
     }
 }
@@ -97,6 +107,11 @@ impl Metrics {
     /// Records the time a reconcile spent running, waits excluded (see `busy`).
     pub fn reconcile_busy(&self, spent: std::time::Duration) {
         self.busy.observe(spent.as_secs_f64());
+    }
+
+    /// Records how long a reconcile waited for a slot before it started.
+    pub fn reconcile_queued(&self, waited: std::time::Duration) {
+        self.queued.observe(waited.as_secs_f64());
     }
 
     pub fn reconcile_failed(&self, error: &Error) {
@@ -141,6 +156,12 @@ pub struct ReconcileTimer<'a> {
     start: Instant,
 }
 
+impl ReconcileTimer<'_> {
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.start.elapsed()
+    }
+}
+
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
         self.histogram.observe(self.start.elapsed().as_secs_f64());
@@ -156,6 +177,7 @@ mod tests {
         let m = Metrics::default();
         drop(m.reconcile_started());
         m.reconcile_busy(std::time::Duration::from_micros(150));
+        m.reconcile_queued(std::time::Duration::from_millis(3));
         m.reconcile_failed(&Error::Build(crate::build::BuildError::Incomplete("uid")));
         let text = m.encode();
         assert!(text.contains("fedi_operator_reconciles_total 1"), "{text}");
@@ -173,6 +195,14 @@ mod tests {
         );
         assert!(
             text.contains(r#"fedi_operator_reconcile_busy_seconds_bucket{le="0.0002"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"fedi_operator_reconcile_queue_seconds_bucket{le="0.002"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"fedi_operator_reconcile_queue_seconds_bucket{le="0.004"} 1"#),
             "{text}"
         );
     }

@@ -189,6 +189,11 @@ impl Fleet {
         *self.stores.lock().expect("fleet lock") = stores;
     }
 
+    /// The controllers' caches of every instance.
+    pub fn stores(&self) -> Vec<Store<FediInstance>> {
+        self.stores.lock().expect("fleet lock").clone()
+    }
+
     /// Whether `fedi` may start upgrading now. Only instances that are not yet upgrading
     /// ask; one decision at a time, so that two reconciles cannot both take the last slot.
     pub fn admit(&self, fedi: &FediInstance) -> Admission {

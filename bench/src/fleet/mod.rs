@@ -351,6 +351,7 @@ async fn drift(a: &Args, client: &Client, ns: &str) -> anyhow::Result<Vec<u64>> 
 async fn repair_time(deployments: &Api<Deployment>, name: &str) -> anyhow::Result<u64> {
     let old_uid = deployments.get(name).await?.uid();
     let start = Instant::now();
+    let deleted_at = k8s_openapi::jiff::Timestamp::now();
     deployments.delete(name, &DeleteParams::default()).await?;
     fedi_e2e::await_until(
         Duration::from_secs(600),
@@ -364,7 +365,14 @@ async fn repair_time(deployments: &Api<Deployment>, name: &str) -> anyhow::Resul
         },
     )
     .await?;
-    Ok(start.elapsed().as_micros() as u64)
+    let took = start.elapsed();
+    // With the operator's debug log (BENCH_OPERATOR_LOG), the sample's reconcile can be
+    // found by the instance in the Deployment's name and this time.
+    eprintln!(
+        "drift sample: Deployment {name} deleted at {deleted_at}, back after {} ms",
+        took.as_millis()
+    );
+    Ok(took.as_micros() as u64)
 }
 
 /// Drift repair while the fleet converges: from the moment a tenth of the instances are

@@ -31,7 +31,12 @@ impl OperatorProcess {
             .env("POD_NAMESPACE", namespace)
             .env("POD_NAME", "fedi-bench-operator")
             .env("FEDI_OPERATOR_LEADER_ELECTION", "false")
-            .env("RUST_LOG", "warn")
+            // BENCH_OPERATOR_LOG: the operator's RUST_LOG, to find where a slow figure's
+            // time went (`fedi_operator=debug` logs each reconcile's queueing and duration).
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(log.try_clone()?)
             .stderr(log)
             .stdin(Stdio::null())
