@@ -130,7 +130,10 @@ async fn cleanup(
     let _ = api
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await;
-    fedi_e2e::await_until(Duration::from_secs(300), "the instances to go", || {
+    // A fresh operator first resyncs the whole fleet, then runs each finalizer: at 1,000
+    // instances that took over 5 minutes.
+    let patience = Duration::from_secs(300 + a.instances as u64);
+    fedi_e2e::await_until(patience, "the instances to go", || {
         let api = api.clone();
         async move {
             let left = api.list(&ListParams::default()).await.ok()?;
