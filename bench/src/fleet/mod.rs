@@ -131,7 +131,7 @@ async fn cleanup(
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await;
     // A fresh operator first resyncs the whole fleet, then runs each finalizer: at 1,000
-    // instances that took over 5 minutes.
+    // instances that took over 5 minutes, and so did the namespace's deletion.
     let patience = Duration::from_secs(300 + a.instances as u64);
     fedi_e2e::await_until(patience, "the instances to go", || {
         let api = api.clone();
@@ -143,14 +143,11 @@ async fn cleanup(
     .await?;
     let namespaces = Api::<Namespace>::all(client.clone());
     let _ = namespaces.delete(ns, &DeleteParams::default()).await;
-    fedi_e2e::await_until(
-        Duration::from_secs(300),
-        "the bench namespace to go",
-        || {
-            let namespaces = namespaces.clone();
-            async move { matches!(namespaces.get_opt(ns).await, Ok(None)).then_some(()) }
-        },
-    )
+    // The namespace controller deletes the instances' children one by one.
+    fedi_e2e::await_until(patience, "the bench namespace to go", || {
+        let namespaces = namespaces.clone();
+        async move { matches!(namespaces.get_opt(ns).await, Ok(None)).then_some(()) }
+    })
     .await
 }
 

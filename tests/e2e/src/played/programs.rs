@@ -166,8 +166,18 @@ pub fn seaweedfs(
         "-s3.port.iceberg=0".into(),
         "-s3.port.lance=0".into(),
         "-s3.autoCreateBucket=false".into(),
+        // `weed server` also serves each part on a Unix socket named by its port alone
+        // (/tmp/seaweedfs-filer-grpc-18888.sock...), and dials its own parts through it:
+        // played servers on the same default ports talked to each other's filer ("is_moved
+        // not sent by a ring member"). Ports no other server uses, sockets named by the IP.
+        format!("-filer.localSocket=/tmp/fedi-played-{ip}-filer.sock"),
+        format!("-s3.localSocket=/tmp/fedi-played-{ip}-s3.sock"),
     ]
     .into();
+    let grpc = distinct_free_ports(4)?;
+    for (part, port) in ["master", "volume", "filer", "s3"].iter().zip(grpc) {
+        args.push(format!("-{part}.port.grpc={port}"));
+    }
     if let Some(tls) = tls {
         args.extend([
             "-s3.port.https=443".to_string(),
@@ -177,6 +187,15 @@ pub fn seaweedfs(
         ]);
     }
     Program::start(&format!("seaweedfs {ip}"), dir, &weed_bin()?, &args)
+}
+
+/// `n` different TCP ports free on every address at this moment (each bound on 0.0.0.0 by
+/// the kernel's choice, all held until chosen).
+fn distinct_free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind(("0.0.0.0", 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 /// A TLS terminator on `ip:port` in front of `to` (plain TCP), with `cert` and `key`: an
