@@ -30,6 +30,7 @@ use fedi_config::{RedisMode, ServerConfig};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::{info, warn};
@@ -262,8 +263,10 @@ impl Connection {
         }
     }
 
-    /// PING; on a standalone server also the number of subscriptions the server holds for
-    /// this very connection (`CLIENT INFO`'s `sub=`), which tells a silent reconnection apart.
+    /// PING; also the number of subscriptions the server holds for this very connection
+    /// (`CLIENT INFO`'s `sub=`; on a cluster with sharded channels, `ssub=` summed over
+    /// every master), which tells a silent loss apart: a reconnection on a standalone
+    /// server, a node that failed over before the redis crate subscribed again.
     async fn check(&mut self) -> redis::RedisResult<Option<usize>> {
         match self {
             Connection::Standalone(c) => {
@@ -279,15 +282,47 @@ impl Connection {
                     .and_then(|n| n.parse().ok()))
             }
             // A node that restarts drops its connection (a disconnection push), and one that
-            // loses a slot says `sunsubscribe` for each of its channels: both are handled as
-            // they come, so PING (every master) is all that is left to check.
-            Connection::Cluster { client, conn, .. } => {
+            // loses a slot says `sunsubscribe` for each of its channels; a master that died
+            // leaves its channels to the redis crate, which subscribes them again on the
+            // promoted replica once it sees the new slot map. Should that not happen, the
+            // masters' counts come up short.
+            Connection::Cluster {
+                client,
+                conn,
+                sharded,
+            } => {
                 let mut c = Self::cluster(client, conn).await?;
                 redis::cmd("PING").query_async::<Value>(&mut c).await?;
-                Ok(None)
+                if *sharded != Some(true) {
+                    // Ordinary channels live on whichever node the crate picked: no sum.
+                    return Ok(None);
+                }
+                let every_master =
+                    RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                let replies = c
+                    .route_command(redis::cmd("CLIENT").arg("INFO").clone(), every_master)
+                    .await?;
+                Ok(shard_subscriptions(replies))
             }
         }
     }
+}
+
+/// The sharded subscriptions (`ssub=`) of `CLIENT INFO` replies from every master, summed;
+/// `None` if a reply lacks the field (a server before 7.0) or is an error.
+fn shard_subscriptions(replies: Value) -> Option<usize> {
+    let Value::Map(replies) = replies else {
+        return None;
+    };
+    replies
+        .into_iter()
+        .map(|(_, info)| {
+            let info = redis::from_redis_value::<String>(info).ok()?;
+            info.split_whitespace()
+                .find_map(|f| f.strip_prefix("ssub="))
+                .and_then(|n| n.parse::<usize>().ok())
+        })
+        .sum()
 }
 
 /// Starts the subscriber: messages go to `incoming`; `wanted` says which channels the
@@ -454,4 +489,40 @@ async fn timed<T>(
     tokio::time::timeout(COMMAND_TIMEOUT, f)
         .await
         .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "Redis did not answer in time").into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(node: &str, info: &str) -> (Value, Value) {
+        (
+            Value::BulkString(node.as_bytes().to_vec()),
+            Value::VerbatimString {
+                format: redis::VerbatimFormat::Text,
+                text: info.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn sharded_subscriptions_are_summed_over_the_masters() {
+        let info = |ssub: usize| {
+            format!("id=7 addr=127.0.0.1:5 fd=8 name= sub=0 psub=0 ssub={ssub} multi=-1")
+        };
+        let all = Value::Map(vec![
+            reply("127.0.0.1:7000", &info(3)),
+            reply("127.0.0.1:7001", &info(0)),
+            reply("127.0.0.1:7002", &info(5)),
+        ]);
+        assert_eq!(shard_subscriptions(all), Some(8));
+        // A server without sharded channels, or a node without an answer: no figure.
+        let old = Value::Map(vec![reply("127.0.0.1:7000", "id=7 sub=2 psub=0")]);
+        assert_eq!(shard_subscriptions(old), None);
+        let failed = Value::Map(vec![
+            reply("127.0.0.1:7000", &info(3)),
+            (Value::BulkString(b"127.0.0.1:7001".to_vec()), Value::Nil),
+        ]);
+        assert_eq!(shard_subscriptions(failed), None);
+    }
 }
