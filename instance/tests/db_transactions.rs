@@ -12,7 +12,6 @@ use common::*;
 use fedi_config::{DatabaseConfig, Secret};
 use fedi_server::db::Database;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 /// One connection, so that every check runs on the connection the dropped `begin` used.
 fn one_connection(url: &str) -> DatabaseConfig {
@@ -66,30 +65,4 @@ async fn a_begin_given_up_on_leaves_no_transaction_open() {
     let mut tx = db.begin().await.unwrap();
     sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
     tx.commit().await.unwrap();
-}
-
-/// The premise of `Database::begin`'s task: sqlx's own `begin`, dropped the same way, does
-/// leave the connection inside the transaction. When this fails, sqlx has fixed it and the
-/// task can go.
-#[tokio::test]
-async fn sqlx_begin_given_up_on_leaves_its_transaction_open() {
-    let url = fresh_database().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .unwrap();
-    let mut leaked = false;
-    for attempt in 0..200 {
-        give_up_on(pool.begin(), 1 + attempt).await;
-        if left_in_a_transaction(&pool).await {
-            leaked = true;
-            break;
-        }
-    }
-    assert!(
-        leaked,
-        "sqlx's begin no longer leaks: Database::begin's task can go"
-    );
-    pool.close().await;
 }
