@@ -82,7 +82,8 @@ impl Slots {
     }
 
     /// Reconciles waiting for a slot: (live, others).
-    pub fn waiting(&self) -> (usize, usize) {
+    #[cfg(test)]
+    fn waiting(&self) -> (usize, usize) {
         let inner = self.inner.lock().expect("slots lock poisoned");
         let live = inner.waiting.iter().filter(|w| (w.live)()).count();
         (live, inner.waiting.len() - live)
