@@ -480,6 +480,21 @@ async fn home_timeline_scenario(api: Api) {
         .filter(|id| *id != n_public && *id != r_public)
         .collect();
     assert_eq!(home(me.token.clone()).await, expected);
+    // Small pages fill past the hidden entries, and their links skip none of the others.
+    for limit in [1, 2] {
+        let pages = api
+            .all_pages(
+                &format!("/api/v1/timelines/home?limit={limit}"),
+                Some(&me.token),
+            )
+            .await;
+        let (last, full) = pages.split_last().expect("a page");
+        assert!(
+            full.iter().all(|p| p.len() == limit) && last.len() <= limit,
+            "{pages:?}"
+        );
+        assert_eq!(pages.concat(), expected);
+    }
 
     // An evicted feed is rebuilt from the database, with the same content.
     api.del_redis_key(&format!("feed:home:{{{}}}", me.id)).await;

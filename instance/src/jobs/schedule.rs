@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::store::{keys, tag};
 use super::{Job, Periodic, Queue, Registry, now_ms};
@@ -128,7 +128,12 @@ async fn enqueue_if_due(state: &AppState, kind: &str, interval: Duration) -> any
         .arg(period)
         .arg(serde_json::to_string(&job)?);
     if state.redis.query::<i64>(&cmd).await? == 1 {
-        info!(kind, job = job.id, "periodic job enqueued");
+        // A job of every few seconds would drown the log's other lines.
+        if interval >= Duration::from_secs(60) {
+            info!(kind, job = job.id, "periodic job enqueued");
+        } else {
+            debug!(kind, job = job.id, "periodic job enqueued");
+        }
     }
     Ok(())
 }

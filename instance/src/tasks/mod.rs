@@ -8,6 +8,7 @@ pub mod media;
 pub mod polls;
 pub mod preview_cards;
 pub mod remote_media;
+pub mod statuses_count;
 pub mod timeline;
 
 /// Registers every task kind (and the periodic ones) with the worker.
@@ -19,6 +20,7 @@ pub fn register(registry: &mut crate::jobs::Registry) {
     preview_cards::register(registry);
     remote_media::register(registry);
     media::register(registry);
+    statuses_count::register(registry);
     crate::federation::ingress::register(registry);
     crate::search::jobs::register(registry);
     crate::federation::delivery::register(registry);

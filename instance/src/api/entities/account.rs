@@ -15,15 +15,17 @@ use crate::state::AppState;
 /// constant so that queries stay `&'static str` literals (`concat!`), which sqlx requires.
 /// The follow counters are columns kept by triggers (migration `account_counters`):
 /// counting them here cost an index scan over every follower of a popular account per
-/// rendering. Statuses are still counted here: a trigger on them slowed every post (see
-/// that migration).
+/// rendering. The status count is the folded column plus the changes the worker has not
+/// folded yet (migration `statuses_count`, `tasks::statuses_count`): counting it here cost a
+/// heap visit per status of each author.
 macro_rules! account_columns {
     () => {
         "a.id, a.username, a.domain, a.display_name, a.note, a.locked, a.bot, a.discoverable, \
          a.avatar_key, a.header_key, a.fields, a.created_at, \
          a.uri, a.url, a.actor_type, a.avatar_remote_url, a.header_remote_url, \
          a.followers_count, a.following_count, \
-         (SELECT count(*) FROM statuses s WHERE s.account_id = a.id) AS statuses_count, \
+         a.statuses_count + coalesce((SELECT sum(c.delta) FROM account_statuses_count_changes c \
+                                      WHERE c.account_id = a.id), 0)::bigint AS statuses_count, \
          (SELECT s.created_at FROM statuses s WHERE s.account_id = a.id \
           ORDER BY s.id DESC LIMIT 1) AS last_status_at"
     };

@@ -102,7 +102,7 @@ async fn shown_ids(state: &AppState, me: i64, page: &Page) -> Result<Vec<i64>, A
             .zrange_by_score(&key, low, high, count, page.ascending())
             .await
             .map_err(internal)?;
-        let exhausted = raw.len() < count;
+        let mut exhausted = raw.len() < count;
         if exhausted && !known {
             known = true;
             if !state.redis.exists(&key).await.map_err(internal)? {
@@ -110,10 +110,16 @@ async fn shown_ids(state: &AppState, me: i64, page: &Page) -> Result<Vec<i64>, A
                 continue;
             }
         }
-        let batch: Vec<i64> = raw
+        let mut batch: Vec<i64> = raw
             .into_iter()
             .filter(|id| *id > 0 && low.is_none_or(|l| *id > l) && high.is_none_or(|h| *id < h))
             .collect();
+        // The slack only makes the bounds exact: filtering looks at no more than the page
+        // needs (the next batch starts after the last id looked at when some are hidden).
+        if batch.len() > limit {
+            batch.truncate(limit);
+            exhausted = false;
+        }
         let Some(&last) = batch.last() else { break };
         if page.ascending() {
             low = Some(last);
