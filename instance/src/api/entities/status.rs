@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
+use sqlx::types::Json;
 use sqlx::types::chrono::{DateTime, Utc};
 
 use super::account::{Account, AccountRow, account_columns, account_json, iso8601};
@@ -202,6 +203,12 @@ struct StatusRow {
     has_card: bool,
     /// Whether the viewer has any filter at all (the same on every row).
     viewer_filters: bool,
+    /// Home only (false elsewhere): the viewer mutes or blocks the author, or is blocked.
+    shunned: bool,
+    /// Home only (false elsewhere): the viewer blocks the author's domain.
+    domain_blocked: bool,
+    /// The author's row, read in the same query: a round trip less per page.
+    author: Option<Json<AccountRow>>,
 }
 
 /// The statuses `ids` as `viewer` sees them, in the order given, read from the reader pool
@@ -221,6 +228,28 @@ pub async fn load_statuses_from(
     state: &AppState,
     ids: &[i64],
     viewer: Option<i64>,
+) -> Result<Vec<Status>, sqlx::Error> {
+    load(db, state, ids, viewer, false).await
+}
+
+/// [`load_statuses`] for `viewer`'s home, which also leaves out what Mastodon's
+/// `filter_from_home` does: statuses (and boosts of statuses) of accounts the viewer mutes
+/// or blocks or that block them, and boosts of statuses from domains the viewer blocks.
+/// Asked in the same query as the statuses, not before them: a round trip less per page.
+pub async fn load_home_statuses(
+    state: &AppState,
+    ids: &[i64],
+    viewer: i64,
+) -> Result<Vec<Status>, sqlx::Error> {
+    load(state.db.reader(), state, ids, Some(viewer), true).await
+}
+
+async fn load(
+    db: &PgPool,
+    state: &AppState,
+    ids: &[i64],
+    viewer: Option<i64>,
+    home: bool,
 ) -> Result<Vec<Status>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -252,7 +281,21 @@ pub async fn load_statuses_from(
                 EXISTS (SELECT 1 FROM preview_cards_statuses pc WHERE pc.status_id = s.id) \
                     AS has_card, \
                 EXISTS (SELECT 1 FROM custom_filters cf WHERE cf.account_id = $2) \
-                    AS viewer_filters \
+                    AS viewer_filters, \
+                ($3 AND (EXISTS (SELECT 1 FROM mutes m WHERE m.account_id = $2 \
+                                 AND m.target_account_id = s.account_id \
+                                 AND (m.expires_at IS NULL OR m.expires_at > now())) \
+                         OR EXISTS (SELECT 1 FROM blocks b \
+                                    WHERE (b.account_id = $2 AND b.target_account_id = s.account_id) \
+                                       OR (b.target_account_id = $2 AND b.account_id = s.account_id)))) \
+                    AS shunned, \
+                ($3 AND EXISTS (SELECT 1 FROM account_domain_blocks d \
+                                JOIN accounts da ON da.domain = d.domain \
+                                WHERE d.account_id = $2 AND da.id = s.account_id)) \
+                    AS domain_blocked, \
+                (SELECT to_jsonb(author) FROM (SELECT ",
+        account_columns!(),
+        " FROM accounts a WHERE a.id = s.account_id) author) AS author \
          FROM statuses s LEFT JOIN oauth_applications app ON app.id = s.application_id \
          WHERE s.id IN (SELECT unnest($1::bigint[]) \
                         UNION SELECT r.reblog_of_id FROM statuses r \
@@ -260,17 +303,22 @@ pub async fn load_statuses_from(
     ))
     .bind(ids)
     .bind(viewer)
+    .bind(home)
     .fetch_all(db)
     .await?;
     let rows: HashMap<i64, StatusRow> = rows.into_iter().map(|r| (r.id, r)).collect();
-    // What the viewer gets: visible statuses, and reblogs only with a visible original.
+    // What the viewer gets: visible statuses, and reblogs only with a visible original; in
+    // the home, nothing of an account they shun, and no boost from a domain they block.
     let shown: Vec<(&StatusRow, Option<&StatusRow>)> = ids
         .iter()
         .filter_map(|id| {
-            let row = rows.get(id).filter(|r| r.visible)?;
+            let row = rows.get(id).filter(|r| r.visible && !r.shunned)?;
             match row.reblog_of_id {
                 None => Some((row, None)),
-                Some(o) => rows.get(&o).filter(|r| r.visible).map(|o| (row, Some(o))),
+                Some(o) => rows
+                    .get(&o)
+                    .filter(|o| o.visible && !o.shunned && !o.domain_blocked)
+                    .map(|o| (row, Some(o))),
             }
         })
         .collect();
@@ -285,26 +333,19 @@ pub async fn load_statuses_from(
     let tag_ids = ids_where(|r| r.has_tags);
     let poll_ids = ids_where(|r| r.has_poll);
     let card_ids = ids_where(|r| r.has_card);
-    let mut account_ids: Vec<i64> = all.iter().map(|r| r.account_id).collect();
-    account_ids.sort_unstable();
-    account_ids.dedup();
     let media_ids: Vec<i64> = all
         .iter()
         .flat_map(|r| r.ordered_media_attachment_ids.iter().copied())
         .collect();
 
-    let accounts: Vec<AccountRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        account_columns!(),
-        " FROM accounts a WHERE a.id = ANY($1)"
-    ))
-    .bind(&account_ids)
-    .fetch_all(db)
-    .await?;
-    let accounts: HashMap<i64, Account> = accounts
-        .iter()
-        .map(|a| (a.id, account_json(a, state)))
-        .collect();
+    let mut accounts: HashMap<i64, Account> = HashMap::new();
+    for row in &all {
+        if let Some(Json(author)) = &row.author {
+            accounts
+                .entry(author.id)
+                .or_insert_with(|| account_json(author, state));
+        }
+    }
 
     let mentions: Vec<MentionRow> = if mention_ids.is_empty() {
         Vec::new()
