@@ -54,7 +54,6 @@ pub struct AccountRow {
     pub avatar_key: Option<String>,
     pub header_key: Option<String>,
     pub fields: Json<Vec<StoredField>>,
-    #[serde(deserialize_with = "timestamp")]
     pub created_at: DateTime<Utc>,
     /// Remote accounts: the actor id, profile page, actor type and media as published
     /// (notes and field values are then sanitized HTML, stored as received).
@@ -66,27 +65,7 @@ pub struct AccountRow {
     pub followers_count: i64,
     pub following_count: i64,
     pub statuses_count: i64,
-    #[serde(deserialize_with = "optional_timestamp")]
     pub last_status_at: Option<DateTime<Utc>>,
-}
-
-/// A `timestamptz` as PostgreSQL's `to_jsonb` writes it (RFC 3339).
-fn timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-    let text = String::deserialize(d)?;
-    DateTime::parse_from_rfc3339(&text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(serde::de::Error::custom)
-}
-
-fn optional_timestamp<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<DateTime<Utc>>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        None => Ok(None),
-        Some(text) => DateTime::parse_from_rfc3339(&text)
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(serde::de::Error::custom),
-    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -255,9 +255,10 @@ async fn load(
         return Ok(Vec::new());
     }
     // The statuses and the originals of the reblogs among them, with counts, the viewer's
-    // marks and whether the viewer may see each.
+    // marks and whether the viewer may see each; and each author's row, rendered once per
+    // author (a profile's page is twenty statuses of one) and read in the same round trip.
     let rows: Vec<StatusRow> = sqlx::query_as(concat!(
-        "SELECT s.id, s.account_id, s.uri, s.url, s.content_html, s.spoiler_text, s.visibility, \
+        "WITH page AS MATERIALIZED (SELECT s.id, s.account_id, s.uri, s.url, s.content_html, s.spoiler_text, s.visibility, \
                 s.sensitive, s.language, s.in_reply_to_id, s.in_reply_to_account_id, \
                 s.reblog_of_id, s.ordered_media_attachment_ids, s.created_at, s.edited_at, \
                 (SELECT count(*) FROM statuses c WHERE c.in_reply_to_id = s.id \
@@ -292,14 +293,15 @@ async fn load(
                 ($3 AND EXISTS (SELECT 1 FROM account_domain_blocks d \
                                 JOIN accounts da ON da.domain = d.domain \
                                 WHERE d.account_id = $2 AND da.id = s.account_id)) \
-                    AS domain_blocked, \
-                (SELECT to_jsonb(author) FROM (SELECT ",
-        account_columns!(),
-        " FROM accounts a WHERE a.id = s.account_id) author) AS author \
+                    AS domain_blocked \
          FROM statuses s LEFT JOIN oauth_applications app ON app.id = s.application_id \
          WHERE s.id IN (SELECT unnest($1::bigint[]) \
                         UNION SELECT r.reblog_of_id FROM statuses r \
-                              WHERE r.id = ANY($1) AND r.reblog_of_id IS NOT NULL)"
+                              WHERE r.id = ANY($1) AND r.reblog_of_id IS NOT NULL)), \
+         authors AS (SELECT author.id, to_jsonb(author) AS author FROM (SELECT ",
+        account_columns!(),
+        " FROM accounts a WHERE a.id IN (SELECT account_id FROM page)) author) \
+         SELECT page.*, authors.author FROM page LEFT JOIN authors ON authors.id = page.account_id"
     ))
     .bind(ids)
     .bind(viewer)

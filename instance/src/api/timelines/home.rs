@@ -43,29 +43,26 @@ pub async fn home(
         }
     };
     let ((), shown) = tokio::join!(touch, shown(&state, me, &page));
-    let (mut ids, mut statuses) = shown?;
+    let mut statuses = shown?;
     if page.ascending() {
-        ids.reverse();
         statuses.reverse();
     }
+    // The page's cursors: the feed entries shown (filters below may hide some of them).
+    let ids: Vec<i64> = statuses.iter().filter_map(|s| s.id.parse().ok()).collect();
     let statuses = crate::api::filters::matching::drop_hidden(statuses, "home");
     Ok(paged(&state, &uri, &ids, statuses))
 }
 
-/// The page's statuses and their ids, in feed order (oldest first for an ascending page), at
-/// most `page.limit`, of the entries `me` may see in their home.
-async fn shown(
-    state: &AppState,
-    me: i64,
-    page: &Page,
-) -> Result<(Vec<i64>, Vec<Status>), ApiError> {
+/// The page's statuses, in feed order (oldest first for an ascending page), at most
+/// `page.limit`, of the entries `me` may see in their home.
+async fn shown(state: &AppState, me: i64, page: &Page) -> Result<Vec<Status>, ApiError> {
     let limit = page.limit as usize;
     let key = feed::key(&state.redis, me);
     // Exclusive bounds, moved past each batch read: filtering can leave a batch short, and
     // the page is filled from the next one.
     let (mut low, mut high) = (page.lower(), page.max_id);
     let count = limit + SCORE_SLACK;
-    let (mut ids, mut statuses) = (Vec::new(), Vec::new());
+    let mut statuses = Vec::new();
     // Whether the feed is known to exist. Only a short read asks: a missing feed reads as
     // empty, and a full batch proves it is there, which spares the usual page a round trip.
     let mut known = false;
@@ -101,20 +98,11 @@ async fn shown(
         } else {
             high = Some(last);
         }
-        for status in load_home_statuses(state, &batch, me).await? {
-            ids.push(
-                status
-                    .id
-                    .parse()
-                    .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?,
-            );
-            statuses.push(status);
-        }
-        if ids.len() >= limit || exhausted {
+        statuses.extend(load_home_statuses(state, &batch, me).await?);
+        if statuses.len() >= limit || exhausted {
             break;
         }
     }
-    ids.truncate(limit);
     statuses.truncate(limit);
-    Ok((ids, statuses))
+    Ok(statuses)
 }
