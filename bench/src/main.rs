@@ -11,6 +11,7 @@ mod report;
 mod seed;
 mod stats;
 mod ws;
+mod ws_readers;
 
 use std::process::ExitCode;
 

@@ -5,15 +5,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use fedi_server::events::{self, Event, channel};
 use futures::StreamExt;
 use serde_json::json;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -22,6 +21,7 @@ use crate::outcome::{Outcome, Target};
 use crate::procs::{self, Meter};
 use crate::seed::app_state;
 use crate::stats;
+use crate::ws_readers::{self, Seen, Shared};
 
 const PROBE: &str = "fedi-bench.probe";
 /// Marks an event's sequence number in the status content, found without parsing JSON: the
@@ -71,21 +71,6 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         a.streamer.replacen("http", "ws", 1)
     );
 
-    let base = Instant::now();
-    // Nanoseconds after `base` at which event n was published (0: not yet).
-    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..a.events).map(|_| AtomicU64::new(0)).collect());
-    // Microseconds from publish to receipt of event n at client i, in slot i * events + n
-    // (0: not received): written where the frame arrives, with no message or wake-up per
-    // delivery (a channel to a collector cost the clients a cross-thread wake-up per frame,
-    // on the cores the streamer needs).
-    let slots: Arc<Vec<AtomicU64>> = Arc::new(
-        (0..a.connections as u64 * a.events)
-            .map(|_| AtomicU64::new(0))
-            .collect(),
-    );
-    let delivered = Arc::new(AtomicU64::new(0));
-    let (ready_tx, mut ready) = mpsc::unbounded_channel::<()>();
-
     let connecting = Instant::now();
     let sockets: Vec<_> = futures::stream::iter(0..a.connections)
         .map(|i| connect(&url, &tokens[i % tokens.len()]))
@@ -95,59 +80,14 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         .collect()
         .await;
     let connected_in = connecting.elapsed();
-    let closed = Arc::new(AtomicU64::new(0));
-    // How the first connection that ended did end, for the notes.
-    let ending: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    let mut refused = Vec::new();
-    for (i, socket) in sockets.into_iter().enumerate() {
-        let mut socket = match socket {
-            Ok(s) => s,
-            Err(e) => {
-                refused.push(e);
-                continue;
-            }
-        };
-        let (ready_tx, sent) = (ready_tx.clone(), sent.clone());
-        let (slots, delivered, events) = (slots.clone(), delivered.clone(), a.events as usize);
-        let (closed, ending) = (closed.clone(), ending.clone());
-        tokio::spawn(async move {
-            let mut probed = false;
-            let end = loop {
-                let message = match socket.next().await {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => break format!("error: {e}"),
-                    None => break "end of stream".to_string(),
-                };
-                let text = match message {
-                    Message::Text(text) => text,
-                    Message::Close(frame) => break format!("close frame: {frame:?}"),
-                    _ => continue,
-                };
-                let at = base.elapsed().as_nanos() as u64;
-                if let Some(n) = sequence(&text) {
-                    let published = sent.get(n).map_or(0, |s| s.load(Ordering::Acquire));
-                    if published > 0 && n < events {
-                        // At least 1 µs, so that a received event never reads as missing;
-                        // a duplicate delivery counts once.
-                        let us = ((at - published) / 1000).max(1);
-                        if slots[i * events + n].swap(us, Ordering::Relaxed) == 0 {
-                            delivered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                } else if !probed && text.contains(PROBE) {
-                    probed = true;
-                    let _ = ready_tx.send(());
-                }
-            };
-            closed.fetch_add(1, Ordering::Relaxed);
-            ending.lock().unwrap().get_or_insert(format!(
-                "{end} ({:.1} s after the start)",
-                base.elapsed().as_secs_f64()
-            ));
-        });
+    let (mut connected, mut refused) = (Vec::new(), Vec::new());
+    for socket in sockets {
+        match socket {
+            Ok(s) => connected.push(s),
+            Err(e) => refused.push(e),
+        }
     }
-    drop(ready_tx);
-    let clients = a.connections - refused.len();
+    let clients = connected.len();
     println!(
         "{clients} WebSocket clients connected in {connected_in:?}, {} refused{}",
         refused.len(),
@@ -156,50 +96,58 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             .map_or(String::new(), |e| format!(" (first: {e:#})"))
     );
     ensure!(clients > 0, "no WebSocket client could connect");
+    let shared = Arc::new(Shared::new(clients, a.events as usize));
+    let (stop_readers, readers) = ws_readers::start(connected, shared.clone(), classify)?;
 
     // Probes until every client is subscribed: a client counts from its first probe.
     let probe = Event {
         event: PROBE.into(),
         payload: "probe".into(),
     };
-    let mut subscribed = 0;
+    let subscribed = || shared.probed.load(Ordering::Relaxed) as usize;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while subscribed < clients && Instant::now() < deadline {
+    while subscribed() < clients && Instant::now() < deadline {
         // Redis is busy while the streamer subscribes for thousands of new connections: a
         // probe that times out is simply sent again.
         if let Err(e) = events::publish(&state, &public, &probe).await {
             eprintln!("probe not published ({e}); again");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        while ready.try_recv().is_ok() {
-            subscribed += 1;
-        }
     }
     // Clients that never got a probe stay in the count: what they miss are errors.
-    let unsubscribed = clients - subscribed;
-    ensure!(subscribed > 0, "no client got a probe in 2 minutes");
+    let unsubscribed = clients - subscribed();
+    ensure!(subscribed() > 0, "no client got a probe in 2 minutes");
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let meter = Meter::start(&roles)?;
-    let profile_for = (a.events * a.interval_ms / 1000).clamp(1, 10);
+    // The profiler first: attaching to the streamer's threads stalls them for a moment,
+    // which is no part of a delivery.
+    let profile_for = (a.events * a.interval_ms / 1000 + 1).clamp(1, 10);
     let hotspot = tokio::spawn(procs::hotspot(
         procs::pid_of(&roles, "streamer"),
         profile_for,
     ));
-    let started = Instant::now();
-    for n in 0..a.events {
-        let status = json!({
-            "id": (n + 1).to_string(),
-            "content": format!("<p>{MARK}{n}-</p>"),
+    // One status unmeasured: the probes are not filtered, so the first status is where
+    // the filter's statement gets prepared, once per process.
+    let status = |id: u64, content: String| {
+        Event::update(&json!({
+            "id": id.to_string(),
+            "content": content,
             "language": "en",
             "account": {"id": a.author_id.to_string(), "acct": "bench0", "username": "bench0"},
             "mentions": [],
             "tags": [{"name": tag}],
             "reblog": null,
             "media_attachments": [],
-        });
-        let event = Event::update(&status);
-        sent[n as usize].store(base.elapsed().as_nanos() as u64, Ordering::Release);
+        }))
+    };
+    events::publish(&state, &public, &status(1, "<p>warm-up</p>".into())).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let meter = Meter::start(&roles)?;
+    let started = Instant::now();
+    for n in 0..a.events {
+        let event = status(n + 2, format!("<p>{MARK}{n}-</p>"));
+        shared.sent[n as usize].store(shared.base.elapsed().as_nanos() as u64, Ordering::Release);
         events::publish(&state, &public, &event).await?;
         tokio::time::sleep(Duration::from_millis(a.interval_ms)).await;
     }
@@ -207,7 +155,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     // Until every delivery arrived, or none for 30 s.
     let (mut seen, mut quiet_since) = (0, Instant::now());
     loop {
-        let now = delivered.load(Ordering::Relaxed);
+        let now = shared.delivered.load(Ordering::Relaxed);
         if now >= expected || quiet_since.elapsed() > Duration::from_secs(30) {
             break;
         }
@@ -217,12 +165,18 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let duration = started.elapsed().as_secs_f64();
-    let samples: Vec<u64> = slots
+    stop_readers.store(true, Ordering::Relaxed);
+    readers
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
+    let samples: Vec<u64> = shared
+        .slots
         .iter()
         .map(|s| s.load(Ordering::Relaxed))
         .filter(|&us| us > 0)
         .collect();
     let delivered = samples.len() as u64;
+    let spread = spread(&shared, clients);
     let roles_usage = meter.finish(delivered)?;
     let latency = stats::latency(samples).context("no event reached any client")?;
     let counters = streamer_counters(&a.streamer).await;
@@ -244,7 +198,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         }),
         notes: vec![
             format!(
-                "{} events {} ms apart, each to every client; connected in {:.1} s; {} refused, \
+                "{} events {} ms apart, each to every client, after one unmeasured; the clients \
+             read on one thread that polls every millisecond (a receipt stamped up to 1 ms \
+             late); connected in {:.1} s; {} refused, \
              {unsubscribed} never got a probe, {} closed by the server; errors are missed \
              deliveries; the clients run on the same 2 cores as the streamer; CPU per 1,000 \
              deliveries",
@@ -252,16 +208,48 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 a.interval_ms,
                 connected_in.as_secs_f64(),
                 refused.len(),
-                closed.load(Ordering::Relaxed),
+                shared.closed.load(Ordering::Relaxed),
             ),
+            spread,
             format!("streamer metrics: {counters}"),
             format!(
                 "first connection ended: {}",
-                ending.lock().unwrap().as_deref().unwrap_or("none")
+                shared.ending.lock().unwrap().as_deref().unwrap_or("none")
             ),
         ],
     }
     .write(&a.out)
+}
+
+/// How each event spread: when its first and its last client got it. The first says what
+/// a message costs before any delivery (Redis, the filter query); the distance to the last,
+/// what the writes to every socket cost.
+fn spread(shared: &Shared, clients: usize) -> String {
+    let events = shared.events;
+    let (mut first, mut last) = (Vec::new(), Vec::new());
+    for n in 0..events {
+        let got: Vec<u64> = (0..clients)
+            .map(|i| shared.slots[i * events + n].load(Ordering::Relaxed))
+            .filter(|&us| us > 0)
+            .collect();
+        if let (Some(min), Some(max)) = (got.iter().min(), got.iter().max()) {
+            first.push(*min);
+            last.push(*max);
+        }
+    }
+    let median = |v: &mut Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).map_or(0.0, |&us| us as f64 / 1000.0)
+    };
+    let worst = |v: &[u64]| v.iter().max().map_or(0.0, |&us| us as f64 / 1000.0);
+    format!(
+        "per event: the first client reached after {:.1} ms (median; worst {:.1}), the last \
+         after {:.1} ms (median; worst {:.1})",
+        median(&mut first),
+        worst(&first),
+        median(&mut last),
+        worst(&last)
+    )
 }
 
 /// The streamer's own account of slow clients it closed and messages it filtered.
@@ -278,11 +266,9 @@ async fn streamer_counters(streamer: &str) -> String {
     lines.join(", ")
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A client on `url` with `token`, retried as a real client would after a refusal.
-async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
+/// A client on `url` with `token`, retried as a real client would after a refusal: the
+/// socket once the handshake is done, for the reading thread (`ws_readers`).
+async fn connect(url: &str, token: &str) -> anyhow::Result<std::net::TcpStream> {
     let mut attempt = 0;
     loop {
         let mut request = url.into_client_request()?;
@@ -293,7 +279,14 @@ async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
         match tokio_tungstenite::connect_async_with_config(request, Some(client_config()), false)
             .await
         {
-            Ok((socket, _)) => return Ok(socket),
+            Ok((socket, _)) => {
+                // The server sends nothing before the first probe: no frame is left in
+                // tungstenite's buffer.
+                let MaybeTlsStream::Plain(tcp) = socket.into_inner() else {
+                    anyhow::bail!("a TLS stream where plain TCP was asked for");
+                };
+                return Ok(tcp.into_std()?);
+            }
             Err(e) if attempt >= 3 => return Err(e.into()),
             Err(_) => {
                 attempt += 1;
@@ -303,12 +296,18 @@ async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
     }
 }
 
-/// Ten thousand clients share the cores with the streamer: tungstenite's default read
-/// buffer (128 KiB, zeroed before every read) would cost the clients more than the frames
-/// they read, and count as the streamer's latency. Events are well under 4 KiB; a larger
-/// frame still arrives whole, the buffer grows for it.
+/// Only the handshake reads through tungstenite: a small buffer for the 101 answer.
 fn client_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(4096)
+}
+
+/// What a frame is to the run: a benchmark event, a probe, or something else.
+fn classify(frame: &str) -> Seen {
+    match sequence(frame) {
+        Some(n) => Seen::Event(n),
+        None if frame.contains(PROBE) => Seen::Probe,
+        None => Seen::Other,
+    }
 }
 
 /// The sequence number of a benchmark event in a frame, `None` for anything else.

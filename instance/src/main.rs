@@ -7,6 +7,10 @@ use fedi_config::ServerConfig;
 use fedi_server::{admin, api, jobs, migrate, streaming, telemetry};
 use tracing::error;
 
+/// See the reason beside the dependency in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Mastodon-compatible fediverse server.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]

@@ -754,3 +754,66 @@ async fn a_stopping_streamer_closes_its_streams_and_exits() {
     .await;
     assert!(exited.success(), "{exited:?}");
 }
+
+/// The filter's query narrows its answer to the viewers only for a short viewer list (a long
+/// one costs more to send than it saves): for the viewers, both answers must be the same.
+#[tokio::test]
+async fn filtering_excludes_the_same_viewers_whether_few_or_many_are_asked_about() {
+    use fedi_server::streaming::filter::{Facts, excluded};
+    use fedi_server::streaming::schema::Schema;
+
+    let db = migrated_database().await;
+    let (redis, _env) = redis_env(false);
+    let state = app_state(&db, &redis, false);
+    let (author, _) = user(&db, "author", "read").await;
+    let (blocker, _) = user(&db, "blocker", "read").await;
+    let (blocked, _) = user(&db, "blocked", "read").await;
+    let (muter, _) = user(&db, "muter", "read").await;
+    let (domain_blocker, _) = user(&db, "domainblocker", "read").await;
+    let (friend, _) = user(&db, "friend", "read").await;
+    let (stranger, _) = user(&db, "stranger", "read").await;
+    sql(
+        &db,
+        "INSERT INTO blocks (account_id, target_account_id) VALUES ($1, $2), ($2, $3), ($4, $2)",
+        &[blocker, author, blocked, stranger],
+    )
+    .await;
+    sql(
+        &db,
+        "INSERT INTO mutes (account_id, target_account_id) VALUES ($1, $2)",
+        &[muter, author],
+    )
+    .await;
+    sql(
+        &db,
+        "INSERT INTO account_domain_blocks (account_id, domain) VALUES ($1, 'remote.example')",
+        &[domain_blocker],
+    )
+    .await;
+    let facts = Facts {
+        author,
+        targets: vec![author],
+        domains: vec!["remote.example".into()],
+        language: None,
+        notification: false,
+    };
+    let schema = Schema {
+        chosen_languages: true,
+        domain_blocks: true,
+    };
+    let viewers = [blocker, blocked, muter, domain_blocker, friend];
+    // Past the length that is sent to the database: ids of no account fill it up.
+    let many: Vec<i64> = viewers.iter().copied().chain(1..=1000).collect();
+    let few_answer = excluded(&state, schema, &viewers, &facts).await.unwrap();
+    let many_answer = excluded(&state, schema, &many, &facts).await.unwrap();
+    for answer in [&few_answer, &many_answer] {
+        let hidden: Vec<i64> = viewers
+            .iter()
+            .copied()
+            .filter(|v| answer.contains(v))
+            .collect();
+        assert_eq!(hidden, [blocker, blocked, muter, domain_blocker]);
+    }
+    // Narrowed to the viewers, the short list's answer names no one else.
+    assert!(!few_answer.contains(&stranger), "{few_answer:?}");
+}

@@ -8,11 +8,11 @@
 //! `timeline:access_token:<id>` channel carries `kill`), and every 15 s the streamer
 //! re-checks the tokens it serves, which catches password resets, suspensions and expiries.
 
-mod filter;
+pub mod filter;
 mod hub;
 mod metrics;
 mod pubsub;
-mod schema;
+pub mod schema;
 mod sse;
 mod streams;
 mod viewer;

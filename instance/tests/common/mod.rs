@@ -21,7 +21,7 @@ pub use worker::*;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub fn service_env(name: &str) -> String {
@@ -50,6 +50,10 @@ pub async fn fresh_database() -> String {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
         .await
         .expect("connect to the test primary");
+    static SWEPT: AtomicBool = AtomicBool::new(false);
+    if !SWEPT.swap(true, Ordering::Relaxed) {
+        drop_ended_runs(&mut conn).await;
+    }
     // The name is built above from digits and a fixed prefix only.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
@@ -57,6 +61,34 @@ pub async fn fresh_database() -> String {
         .expect("create test database");
     let (base, _) = admin_url.rsplit_once('/').expect("database URL has a path");
     format!("{base}/{name}")
+}
+
+/// Drops the databases of test processes that have ended (`t_<pid>_...` of a pid no longer
+/// running): once per test binary, before its first database. `scripts/test.sh` drops them
+/// all before a run; this keeps a run's own from piling up while it goes on (hundreds, about
+/// 10 MB each and again on the standby: gigabytes of the CI machine's disk by the end).
+async fn drop_ended_runs(conn: &mut sqlx::PgConnection) {
+    let names: Vec<String> = sqlx::query_scalar(
+        r"SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9]+_[0-9]+_[0-9]+$'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    for name in names {
+        let Some(pid) = name.split('_').nth(1) else {
+            continue;
+        };
+        if pid == std::process::id().to_string() || std::path::Path::new("/proc").join(pid).exists()
+        {
+            continue;
+        }
+        // Another binary starting at the same moment may drop it first: either way it goes.
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut *conn)
+        .await;
+    }
 }
 
 pub fn free_port() -> u16 {

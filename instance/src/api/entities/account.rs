@@ -3,6 +3,7 @@
 //! Queries select `account_columns!()` from `accounts a` into an [`AccountRow`], then call
 //! [`account_json`]: one place decides what an account looks like to clients.
 
+use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -177,7 +178,7 @@ pub fn account_json(row: &AccountRow, state: &AppState) -> Account {
         following_count: row.following_count,
         statuses_count: row.statuses_count,
         // A day only, as Mastodon gives it: when exactly someone last posted is not shown.
-        last_status_at: row.last_status_at.map(|t| t.format("%Y-%m-%d").to_string()),
+        last_status_at: row.last_status_at.map(|t| t.date_naive().to_string()),
         emojis: Vec::new(),
         roles: Vec::new(),
         fields: row
@@ -198,12 +199,14 @@ pub fn account_json(row: &AccountRow, state: &AppState) -> Account {
 
 /// `2016-11-24T00:00:00.000Z`.
 fn midnight(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT00:00:00.000Z").to_string()
+    format!("{}T00:00:00.000Z", t.date_naive())
 }
 
-/// An ISO 8601 time with milliseconds, as Mastodon writes every other timestamp.
+/// An ISO 8601 time with milliseconds, as Mastodon writes every other timestamp. Not
+/// `format` with a pattern: it parses its pattern on every call, a few percent of the CPU
+/// of a timeline page (two timestamps per status).
 pub fn iso8601(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -399,6 +402,9 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2026, 11, 28, 23, 59, 58).unwrap();
         assert_eq!(midnight(t), "2026-11-28T00:00:00.000Z");
         assert_eq!(iso8601(t), "2026-11-28T23:59:58.000Z");
+        // Milliseconds, cut as Mastodon cuts them (not rounded).
+        let t = t + chrono::TimeDelta::nanoseconds(210_987_654);
+        assert_eq!(iso8601(t), "2026-11-28T23:59:58.210Z");
     }
 
     #[test]
