@@ -54,15 +54,9 @@ any_alive "$SERVICES_PIDS" || started_services=1
 phase "services up" scripts/services/up.sh
 # shellcheck source=/dev/null
 set -a; source "$SERVICES_ENV"; set +a
-# Every integration test makes its own database (tests/common `fresh_database`, named
-# t_<pid>_<n>_<ns>); drop what earlier runs left, or a developer's disk fills up run after run.
-drop_test_databases() {
-    psql "$FEDI_TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9]+_'" |
-        while read -r db; do
-            psql "$FEDI_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"
-        done
-}
-phase "drop old test databases" drop_test_databases
+# Every integration test makes its own database (tests/common `fresh_database`); each test
+# binary drops those of ended test processes when it starts (`drop_ended_runs`), earlier
+# runs' included.
 phase "unit + integration tests" with_results cargo test --locked --workspace --exclude fedi-e2e
 
 if [[ -n "${cluster_build_pid:-}" ]]; then

@@ -64,9 +64,9 @@ pub async fn fresh_database() -> String {
 }
 
 /// Drops the databases of test processes that have ended (`t_<pid>_...` of a pid no longer
-/// running): once per test binary, before its first database. `scripts/test.sh` drops them
-/// all before a run; this keeps a run's own from piling up while it goes on (hundreds, about
-/// 10 MB each and again on the standby: gigabytes of the CI machine's disk by the end).
+/// running): once per test binary, before its first database. The one place test databases
+/// go, for earlier runs and for this run's finished binaries alike: hundreds a run, about
+/// 10 MB each and again on the standby, enough to fill a CI or developer disk.
 async fn drop_ended_runs(conn: &mut sqlx::PgConnection) {
     let names: Vec<String> = sqlx::query_scalar(
         r"SELECT datname FROM pg_database WHERE datname ~ '^t_[0-9]+_[0-9]+_[0-9]+$'",
