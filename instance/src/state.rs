@@ -21,6 +21,8 @@ pub struct AppState {
     pub config: std::sync::Arc<ServerConfig>,
     /// The media bucket, when one is configured.
     pub storage: Option<std::sync::Arc<crate::storage::Storage>>,
+    /// Verified bearer tokens; served only where `auth::token_changes` runs (the api).
+    pub tokens: std::sync::Arc<crate::auth::token_cache::TokenCache>,
 }
 
 impl AppState {
@@ -34,6 +36,9 @@ impl AppState {
                 .storage
                 .as_ref()
                 .map(|s| std::sync::Arc::new(crate::storage::Storage::new(s))),
+            tokens: std::sync::Arc::new(crate::auth::token_cache::TokenCache::new(
+                config.token_cache,
+            )),
         })
     }
 

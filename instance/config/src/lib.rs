@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub federation_allow_loopback: bool,
     /// Domain blocks, limited mode and authorized fetch.
     pub federation: FederationConfig,
+    /// Api role: how long a verified token stays in memory; zero turns the cache off.
+    pub token_cache: Duration,
 }
 
 /// Where the server image puts the built web client (images/Dockerfile).
@@ -191,6 +193,7 @@ const DEFAULT_ORPHANED_MEDIA_RETENTION_HOURS: u64 = 24;
 /// A week: Mastodon leaves its media cache retention unset (kept forever); the operator's
 /// bucket expires the cache prefix after 30 days by default, and this must come first.
 const DEFAULT_MEDIA_CACHE_RETENTION_DAYS: u64 = 7;
+const DEFAULT_TOKEN_CACHE: Duration = Duration::from_secs(60);
 /// Two weeks, below the bucket's 30-day expiry of the cache prefix card images live in.
 const DEFAULT_PREVIEW_CARD_RETENTION_DAYS: u64 = 14;
 /// 128 random bits written as hex, at the least; the operator generates 64 bytes.
@@ -378,6 +381,10 @@ impl ServerConfig {
                 DEFAULT_PREVIEW_CARD_RETENTION_DAYS,
             )?,
             maintenance_window: r.parsed(vars::MAINTENANCE_WINDOW, str::parse)?,
+            token_cache: r
+                .parsed(vars::TOKEN_CACHE, values::parse_num)?
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_TOKEN_CACHE),
             web_root: r.opt(vars::WEB_ROOT).map(Into::into),
             federation_allow_loopback: r
                 .parsed(vars::FEDERATION_ALLOW_LOOPBACK, values::parse_bool)?
@@ -493,6 +500,7 @@ impl ServerConfig {
         if let Some(w) = &self.maintenance_window {
             plain(vars::MAINTENANCE_WINDOW, w.to_string());
         }
+        plain(vars::TOKEN_CACHE, self.token_cache.as_secs().to_string());
         if let Some(s) = &self.storage {
             plain(vars::S3_ENDPOINT, s.endpoint.clone());
             plain(vars::S3_REGION, s.region.clone());
@@ -680,6 +688,7 @@ mod tests {
             media_cache_retention: Duration::from_secs(3 * 86400),
             preview_card_retention: Duration::from_secs(60 * 86400),
             maintenance_window: MaintenanceWindow::new(22, 30, 4),
+            token_cache: Duration::from_secs(0),
             web_root: Some("/srv/web".into()),
             federation_allow_loopback: true,
             federation: FederationConfig {
@@ -812,6 +821,7 @@ mod tests {
             (vars::MEDIA_CACHE_RETENTION, "0", "at least 1"),
             (vars::PREVIEW_CARD_RETENTION, "0", "at least 1"),
             (vars::MAINTENANCE_WINDOW, "3am", "HH:MM+Nh"),
+            (vars::TOKEN_CACHE, "1m", "invalid digit"),
             (vars::MAINTENANCE_WINDOW, "03:00+30h", "1 to 24 hours"),
             (vars::FEDERATION_MODE, "closed", "open or limited"),
             (

@@ -77,6 +77,11 @@ pub const WORKER_SCHEDULER: &str = "FEDI_WORKER_SCHEDULER";
 /// put back on their queue (default 25: below the pod's termination grace period, 30 s by
 /// default).
 pub const WORKER_SHUTDOWN_GRACE: &str = "FEDI_WORKER_SHUTDOWN_GRACE_SECONDS";
+/// Api role: whole seconds a verified bearer token is kept in memory (default 60; 0: never,
+/// every request asks PostgreSQL). Revocations reach the cache through PostgreSQL
+/// notifications at once; this only bounds how long an unused entry stays.
+pub const TOKEN_CACHE: &str = "FEDI_TOKEN_CACHE_SECONDS";
+
 /// Worker role: whole seconds between runs of the scheduler's heartbeat job (default 60),
 /// whose last run `/metrics` reports (`fedi_jobs_scheduler_heartbeat_timestamp_seconds`).
 pub const WORKER_HEARTBEAT: &str = "FEDI_WORKER_HEARTBEAT_SECONDS";

@@ -58,8 +58,21 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // Informational, never a reason to take the pod out: without it, tokens are read from
+    // the database as before.
+    let token_cache = if !state.tokens.enabled() {
+        "disabled"
+    } else if state.tokens.trusted() {
+        "serving"
+    } else {
+        "not serving"
+    };
     (
         code,
-        Json(json!({ "status": if ready { "ok" } else { "unavailable" }, "checks": checks })),
+        Json(json!({
+            "status": if ready { "ok" } else { "unavailable" },
+            "checks": checks,
+            "token_cache": token_cache,
+        })),
     )
 }

@@ -96,6 +96,7 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let state = AppState::new(&config)?;
+    crate::auth::token_changes::spawn(&state)?;
     crate::web::check_root(&config.web_root());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -4,6 +4,8 @@
 pub mod credentials;
 pub mod scopes;
 pub mod token;
+pub mod token_cache;
+pub mod token_changes;
 
 pub use scopes::{Scope, Scopes};
 pub use token::{Auth, MaybeAuth};

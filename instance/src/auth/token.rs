@@ -5,6 +5,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 
 use super::credentials::digest;
 use super::scopes::{Scope, Scopes};
@@ -76,16 +77,26 @@ struct TokenRow {
     application_id: i64,
     user_id: Option<i64>,
     scopes: String,
+    expires_at: Option<DateTime<Utc>>,
     account_id: Option<i64>,
     role: Option<String>,
     /// An application token, or a user who may sign in (confirmed, approved, not suspended).
     usable: bool,
 }
 
+/// The caller a token stands for: from the process's cache when it holds the token, else
+/// from the database, whose answer the cache then keeps. Every column read here must be
+/// announced by the triggers of migration `token_change_notifications` when it changes.
 async fn resolve(state: &AppState, token: &str) -> Result<Auth, ApiError> {
+    let key = digest(token);
+    if let Some(auth) = state.tokens.get(&key) {
+        return Ok(auth);
+    }
+    // Read before asking: a change announced while the query runs keeps its answer out.
+    let generation = state.tokens.generation();
     // On the primary: a token issued a moment ago must work at once.
     let row: Option<TokenRow> = sqlx::query_as(
-        "SELECT t.id, t.application_id, t.user_id, t.scopes, u.account_id, u.role, \
+        "SELECT t.id, t.application_id, t.user_id, t.scopes, t.expires_at, u.account_id, u.role, \
                 (u.id IS NULL OR (u.confirmed_at IS NOT NULL AND u.approved \
                                   AND a.suspended_at IS NULL)) AS usable \
          FROM oauth_access_tokens t \
@@ -94,7 +105,7 @@ async fn resolve(state: &AppState, token: &str) -> Result<Auth, ApiError> {
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
            AND (t.expires_at IS NULL OR t.expires_at > now())",
     )
-    .bind(digest(token))
+    .bind(&key)
     .fetch_optional(state.db.primary())
     .await?;
     let Some(row) = row else {
@@ -111,13 +122,17 @@ async fn resolve(state: &AppState, token: &str) -> Result<Auth, ApiError> {
         }),
         _ => None,
     };
-    Ok(Auth {
+    let auth = Auth {
         token_id: row.id,
         application_id: row.application_id,
         user,
         // Stored scopes were validated when granted; a scope since removed grants nothing.
         scopes: Scopes::parse(&row.scopes).unwrap_or_default(),
-    })
+    };
+    state
+        .tokens
+        .insert(key, auth.clone(), row.expires_at, generation);
+    Ok(auth)
 }
 
 impl FromRequestParts<AppState> for Auth {

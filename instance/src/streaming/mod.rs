@@ -97,6 +97,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
 /// both behind the ingress in production.
 pub async fn serve_with_api(config: ServerConfig) -> anyhow::Result<()> {
     let state = AppState::new(&config)?;
+    crate::auth::token_changes::spawn(&state)?;
     let (streaming, hub) = router(state.clone())?;
     run(
         &config,

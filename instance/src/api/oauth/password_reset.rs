@@ -22,6 +22,7 @@ use super::session::{CSRF_COOKIE, Keys, SESSION_TTL_SECS, browser_id, cookie, se
 use super::users::{MAX_EMAIL_LEN, MAX_PASSWORD_LEN};
 use crate::api::ApiError;
 use crate::auth::credentials::{digest, hash_password, new_secret};
+use crate::auth::token_cache::Change;
 use crate::events;
 use crate::state::AppState;
 
@@ -257,6 +258,8 @@ async fn change(state: &AppState, headers: &HeaderMap, form: PasswordForm) -> Pa
         .await
         .map_err(ApiError::from)?;
     tx.commit().await.map_err(ApiError::from)?;
+    // At once here; in the other processes through PostgreSQL (auth::token_changes).
+    state.tokens.invalidate(Change::User(user_id));
     crate::tasks::mail::enqueue(state, mail).await;
     info!(
         user_id,

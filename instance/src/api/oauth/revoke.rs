@@ -13,6 +13,7 @@ use super::client::{authenticate, credentials};
 use crate::api::ApiError;
 use crate::api::params::Params;
 use crate::auth::credentials::digest;
+use crate::auth::token_cache::Change;
 use crate::events;
 use crate::state::AppState;
 
@@ -76,6 +77,9 @@ pub(super) async fn revoke(
     .bind(id)
     .execute(state.db.primary())
     .await?;
+    // This process refuses it from the next request on; the others when PostgreSQL's
+    // announcement reaches them (auth::token_changes), within milliseconds.
+    state.tokens.invalidate(Change::Token(id));
     info!(app_id = app.id, token_id = id, "token revoked");
     // Open streaming connections of the token close at once; a lost message is caught by the
     // streamer's periodic re-validation, so a Redis failure does not fail the revocation.

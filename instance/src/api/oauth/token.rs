@@ -15,6 +15,7 @@ use crate::api::ApiError;
 use crate::api::params::{Params, flex};
 use crate::auth::Scopes;
 use crate::auth::credentials::{digest, new_secret};
+use crate::auth::token_cache::Change;
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,6 +207,8 @@ async fn refresh(
     }
     let token = insert(&mut tx, app.id, user_id, &scopes, true).await?;
     tx.commit().await?;
+    // At once here; in the other processes through PostgreSQL (auth::token_changes).
+    state.tokens.invalidate(Change::Token(old.id));
     Ok(token)
 }
 
