@@ -33,6 +33,9 @@ const TRIGGERS: [&str; 3] = [
 ];
 pub const APPLICATION_NAME: &str = "fedi-token-listener";
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// The triggers are checked again this often (in heartbeats): one dropped or disabled by
+/// hand while the process runs turns the cache off within a minute.
+const TRIGGERS_CHECKED_EVERY: u64 = 60;
 /// No heartbeat heard for this long: the listener's connection is presumed dead even if
 /// its socket says nothing (a silent network partition).
 const RECONNECT_AFTER: Duration = Duration::from_secs(10);
@@ -40,20 +43,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Starts listening for `state`'s token cache, unless the cache is off. The task ends with
-/// the runtime; its handle stops it earlier.
-pub fn spawn(state: &AppState) -> anyhow::Result<Option<AbortHandle>> {
+/// the runtime.
+pub fn spawn(state: &AppState) -> anyhow::Result<()> {
     if !state.tokens.enabled() {
-        return Ok(None);
+        return Ok(());
     }
     // Named, so that an administrator finds it in pg_stat_activity.
     let options =
         crate::db::migration_options(&state.config.database)?.application_name(APPLICATION_NAME);
-    let task = tokio::spawn(follow(
+    tokio::spawn(follow(
         state.tokens.clone(),
         options,
         state.db.primary().clone(),
     ));
-    Ok(Some(task.abort_handle()))
+    Ok(())
 }
 
 /// Heartbeats sent and not heard yet, and when one was last heard.
@@ -90,20 +93,13 @@ async fn session(
     pool: &PgPool,
     channel: &str,
 ) -> anyhow::Error {
-    let mut listener = match timeout(CONNECT_TIMEOUT, listen(options, channel)).await {
+    let listener = match timeout(CONNECT_TIMEOUT, listen(options, channel)).await {
         Ok(Ok(l)) => l,
         Ok(Err(e)) => return e,
         Err(_) => return anyhow::anyhow!("connecting took over {CONNECT_TIMEOUT:?}"),
     };
-    match timeout(CONNECT_TIMEOUT, missing_triggers(&mut listener)).await {
-        Ok(Ok(missing)) if missing.is_empty() => {}
-        Ok(Ok(missing)) => {
-            return anyhow::anyhow!(
-                "triggers {missing:?} are missing or disabled (is the schema migrated?)"
-            );
-        }
-        Ok(Err(e)) => return e.into(),
-        Err(_) => return anyhow::anyhow!("checking the triggers took over {CONNECT_TIMEOUT:?}"),
+    if let Err(e) = triggers_in_place(pool).await {
+        return e;
     }
 
     let beats = Arc::new(Mutex::new(Heartbeats {
@@ -138,6 +134,11 @@ async fn session(
                 "no heartbeat heard for {} s",
                 last_heard.elapsed().as_secs()
             );
+        }
+        if seq.is_multiple_of(TRIGGERS_CHECKED_EVERY)
+            && let Err(e) = triggers_in_place(pool).await
+        {
+            return e;
         }
         if !announced && cache.trusted() {
             announced = true;
@@ -178,18 +179,26 @@ async fn listen(options: &PgConnectOptions, channel: &str) -> anyhow::Result<PgL
     Ok(listener)
 }
 
-async fn missing_triggers(listener: &mut PgListener) -> Result<Vec<String>, sqlx::Error> {
-    let present: Vec<String> = sqlx::query_scalar(
+/// Fails unless every trigger the cache relies on exists and is enabled.
+async fn triggers_in_place(pool: &PgPool) -> Result<(), anyhow::Error> {
+    let present = sqlx::query_scalar::<_, String>(
         "SELECT tgname::text FROM pg_trigger WHERE tgname = ANY($1) AND tgenabled <> 'D'",
     )
     .bind(TRIGGERS)
-    .fetch_all(&mut *listener)
-    .await?;
-    Ok(TRIGGERS
-        .iter()
-        .filter(|t| !present.iter().any(|p| p == *t))
-        .map(|t| t.to_string())
-        .collect())
+    .fetch_all(pool);
+    let present = match timeout(CONNECT_TIMEOUT, present).await {
+        Ok(found) => found?,
+        Err(_) => anyhow::bail!("checking the triggers took over {CONNECT_TIMEOUT:?}"),
+    };
+    let missing: Vec<&str> = TRIGGERS
+        .into_iter()
+        .filter(|t| !present.iter().any(|p| p == t))
+        .collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "triggers {missing:?} are missing or disabled (is the schema migrated?)"
+    );
+    Ok(())
 }
 
 /// Applies notifications until the connection fails; returns why it did.
