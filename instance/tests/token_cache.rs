@@ -179,6 +179,21 @@ async fn holder(db: &str, name: &str) -> Holder {
     }
 }
 
+/// How a case ends the token: through the other api process, the admin CLI, or SQL with
+/// the id of one of the holder's rows.
+enum Way {
+    Revoke,
+    Admin(&'static str),
+    Sql(&'static str, Of),
+}
+
+enum Of {
+    Token,
+    User,
+    Account,
+    Application,
+}
+
 /// How long another process may go on taking a token after its revocation committed: the
 /// time PostgreSQL's announcement takes to reach it (milliseconds; the bound is generous
 /// for a loaded CI machine).
@@ -186,57 +201,92 @@ const PROPAGATION_BOUND: Duration = Duration::from_secs(2);
 
 #[tokio::test]
 async fn every_way_a_token_ends_reaches_the_other_process() {
+    use Way::*;
     let apis = Apis::start().await;
-    let cases: [(&str, u16); 10] = [
-        ("revoked through the other process's /oauth/revoke", 401),
-        ("password reset with the admin CLI", 401),
-        ("account suspended with the admin CLI", 403),
-        ("token revoked in SQL", 401),
-        ("token expired in SQL", 401),
-        ("scopes narrowed in SQL", 403),
-        ("confirmation withdrawn in SQL", 403),
-        ("approval withdrawn in SQL", 403),
-        ("account deleted in SQL (cascade)", 401),
-        ("application deleted in SQL (cascade)", 401),
+    let cases: [(&str, Way, u16); 10] = [
+        (
+            "revoked through the other process's /oauth/revoke",
+            Revoke,
+            401,
+        ),
+        (
+            "password reset with the admin CLI",
+            Admin("reset-password"),
+            401,
+        ),
+        (
+            "account suspended with the admin CLI",
+            Admin("suspend"),
+            403,
+        ),
+        (
+            "token revoked in SQL",
+            Sql(
+                "UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = $1",
+                Of::Token,
+            ),
+            401,
+        ),
+        (
+            "token expired in SQL",
+            Sql(
+                "UPDATE oauth_access_tokens SET expires_at = now() WHERE id = $1",
+                Of::Token,
+            ),
+            401,
+        ),
+        (
+            "scopes narrowed in SQL",
+            Sql(
+                "UPDATE oauth_access_tokens SET scopes = 'write' WHERE id = $1",
+                Of::Token,
+            ),
+            403,
+        ),
+        (
+            "confirmation withdrawn in SQL",
+            Sql(
+                "UPDATE users SET confirmed_at = NULL WHERE id = $1",
+                Of::User,
+            ),
+            403,
+        ),
+        (
+            "approval withdrawn in SQL",
+            Sql("UPDATE users SET approved = false WHERE id = $1", Of::User),
+            403,
+        ),
+        (
+            "account deleted in SQL (cascade)",
+            Sql("DELETE FROM accounts WHERE id = $1", Of::Account),
+            401,
+        ),
+        (
+            "application deleted in SQL (cascade)",
+            Sql(
+                "DELETE FROM oauth_applications WHERE id = $1",
+                Of::Application,
+            ),
+            401,
+        ),
     ];
     let mut slowest = Duration::ZERO;
-    for (i, (case, refused_with)) in cases.into_iter().enumerate() {
+    for (i, (case, way, refused_with)) in cases.into_iter().enumerate() {
         let name = format!("holder{i}");
         let h = holder(&apis.db, &name).await;
         apis.warm(&h.token).await;
-        match i {
-            0 => apis.revoke(&apis.a, &h).await,
-            1 => apis.admin(&["accounts", "reset-password", &name]),
-            2 => apis.admin(&["accounts", "suspend", &name]),
-            3 => {
-                let revoke = "UPDATE oauth_access_tokens SET revoked_at = now() WHERE id = $1";
-                apis.sql(revoke, h.token_id).await
+        match way {
+            Revoke => apis.revoke(&apis.a, &h).await,
+            Admin(command) => apis.admin(&["accounts", command, &name]),
+            Sql(statement, of) => {
+                let id = match of {
+                    Of::Token => h.token_id,
+                    Of::User => h.user_id,
+                    Of::Account => h.account_id,
+                    Of::Application => h.application_id,
+                };
+                apis.sql(statement, id).await
             }
-            4 => {
-                let expire = "UPDATE oauth_access_tokens SET expires_at = now() WHERE id = $1";
-                apis.sql(expire, h.token_id).await
-            }
-            5 => {
-                let narrow = "UPDATE oauth_access_tokens SET scopes = 'write' WHERE id = $1";
-                apis.sql(narrow, h.token_id).await
-            }
-            6 => {
-                let unconfirm = "UPDATE users SET confirmed_at = NULL WHERE id = $1";
-                apis.sql(unconfirm, h.user_id).await
-            }
-            7 => {
-                let unapprove = "UPDATE users SET approved = false WHERE id = $1";
-                apis.sql(unapprove, h.user_id).await
-            }
-            8 => {
-                let delete = "DELETE FROM accounts WHERE id = $1";
-                apis.sql(delete, h.account_id).await
-            }
-            9 => {
-                let delete = "DELETE FROM oauth_applications WHERE id = $1";
-                apis.sql(delete, h.application_id).await
-            }
-            _ => unreachable!(),
         }
         let done = Instant::now();
         let status = loop {
