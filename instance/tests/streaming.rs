@@ -526,8 +526,8 @@ async fn a_revoked_tokens_connections_close() {
         Some(401)
     );
 
-    // Revoked without a message (as `admin accounts reset-password` does): the periodic
-    // re-validation closes it.
+    // Revoked without a message (as `admin accounts reset-password` does): PostgreSQL's
+    // announcement makes the streamer re-validate at once, not at its 15-s check.
     sql(
         &db,
         "UPDATE oauth_access_tokens SET revoked_at = now() WHERE user_id = $1",
@@ -535,7 +535,33 @@ async fn a_revoked_tokens_connections_close() {
     )
     .await;
     assert!(
-        survivor.closed(Duration::from_secs(25)).await,
+        survivor.closed(fast).await,
+        "still open {fast:?} after the revocation was announced"
+    );
+}
+
+#[tokio::test]
+async fn without_announcements_the_periodic_check_closes_revoked_tokens() {
+    let db = migrated_database().await;
+    let (redis, mut env) = redis_env(false);
+    // No cache and no listener: only the 15-s re-validation is left.
+    env.push(("FEDI_TOKEN_CACHE_SECONDS", "0"));
+    let streamer = start_streamer(&db, &redis, &env).await;
+    let state = app_state(&db, &redis, false);
+    let (alice, user_id) = create_user(&db, "alice", "correct horse battery").await;
+    let token = issue_token(&db, Some(user_id), "read").await;
+    let mut ws = Ws::connect(&streamer.base_url, "stream=user", Auth::Header(&token))
+        .await
+        .unwrap();
+    until_subscribed(&mut ws, &state, &channel::user(alice), WAIT).await;
+    sql(
+        &db,
+        "UPDATE oauth_access_tokens SET revoked_at = now() WHERE user_id = $1",
+        &[user_id],
+    )
+    .await;
+    assert!(
+        ws.closed(Duration::from_secs(25)).await,
         "still open after re-validation"
     );
 }

@@ -79,7 +79,9 @@ pub const WORKER_SCHEDULER: &str = "FEDI_WORKER_SCHEDULER";
 pub const WORKER_SHUTDOWN_GRACE: &str = "FEDI_WORKER_SHUTDOWN_GRACE_SECONDS";
 /// Api role: whole seconds a verified bearer token is kept in memory (default 60; 0: never,
 /// every request asks PostgreSQL). Revocations reach the cache through PostgreSQL
-/// notifications at once; this only bounds how long an unused entry stays.
+/// notifications at once; this only bounds how long an unused entry stays. The streamer
+/// hears the same notifications to close revoked tokens' connections at once; with 0 it
+/// does not listen and re-checks every 15 s only.
 pub const TOKEN_CACHE: &str = "FEDI_TOKEN_CACHE_SECONDS";
 
 /// Worker role: whole seconds between runs of the scheduler's heartbeat job (default 60),

@@ -54,6 +54,9 @@ pub struct TokenCache {
     /// Zero: nothing is ever kept.
     ttl: Duration,
     inner: Mutex<Inner>,
+    /// Woken by every announced change and by a lost listener: the streamer re-validates
+    /// its connections' tokens then (`changed`).
+    changes: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -79,6 +82,7 @@ impl TokenCache {
         Self {
             ttl,
             inner: Mutex::default(),
+            changes: tokio::sync::Notify::new(),
         }
     }
 
@@ -151,6 +155,14 @@ impl TokenCache {
                 .retain(|_, e| e.auth.user.as_ref().is_none_or(|u| u.account_id != id)),
             Change::Unknown => inner.entries.clear(),
         }
+        drop(inner);
+        self.changes.notify_one();
+    }
+
+    /// Resolves after the next announced change, or after the listener was lost (changes
+    /// may have been missed). One waiter: a change while nobody waits is kept for it.
+    pub async fn changed(&self) {
+        self.changes.notified().await
     }
 
     /// A heartbeat sent at `sent_at` arrived: every change committed before it has been
@@ -173,6 +185,8 @@ impl TokenCache {
         inner.trusted_until = None;
         inner.generation += 1;
         inner.entries.clear();
+        drop(inner);
+        self.changes.notify_one();
     }
 
     /// Whether entries are served now (a heartbeat arrived less than `TRUST_FOR` after it

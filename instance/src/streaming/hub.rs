@@ -443,7 +443,16 @@ async fn deliver(hub: Arc<Hub>, incoming: mpsc::UnboundedReceiver<Incoming>) {
 /// Closes the connections whose token no longer grants access.
 async fn revalidate(hub: std::sync::Weak<Hub>) {
     loop {
-        tokio::time::sleep(REVALIDATE_EVERY).await;
+        // Periodically, and at once when PostgreSQL announces a token change
+        // (`auth::token_changes`): a password reset from the admin CLI or a suspension in
+        // SQL publishes no kill event.
+        let Some(tokens) = hub.upgrade().map(|h| h.state.tokens.clone()) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(REVALIDATE_EVERY) => {}
+            _ = tokens.changed() => {}
+        }
         let Some(hub) = hub.upgrade() else { return };
         let tokens: Vec<i64> = {
             let live = hub.live.lock().unwrap();

@@ -83,6 +83,8 @@ pub fn router(state: AppState) -> anyhow::Result<(Router, Arc<Hub>)> {
 /// The `streamer` role: the streaming API with its own probes and metrics.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let state = AppState::new(&config)?;
+    // Token changes make the hub re-validate its connections at once.
+    crate::auth::token_changes::spawn(&state)?;
     let (streaming, hub) = router(state)?;
     let probes = Router::new()
         .route("/health", get(|| async { "OK" }))
