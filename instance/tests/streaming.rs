@@ -30,6 +30,17 @@ async fn sql(db: &str, statement: &'static str, binds: &[i64]) {
     q.execute(&mut conn).await.unwrap();
 }
 
+/// Revokes every token of `user_id` in SQL, as `admin accounts reset-password` does: no
+/// kill event is published.
+async fn revoke_all(db: &str, user_id: i64) {
+    sql(
+        db,
+        "UPDATE oauth_access_tokens SET revoked_at = now() WHERE user_id = $1",
+        &[user_id],
+    )
+    .await;
+}
+
 /// A user with a token of `scopes`: `(account id, token)`.
 async fn user(db: &str, name: &str, scopes: &str) -> (i64, String) {
     let (account, user) = create_user(db, name, "correct horse battery").await;
@@ -528,12 +539,7 @@ async fn a_revoked_tokens_connections_close() {
 
     // Revoked without a message (as `admin accounts reset-password` does): PostgreSQL's
     // announcement makes the streamer re-validate at once, not at its 15-s check.
-    sql(
-        &db,
-        "UPDATE oauth_access_tokens SET revoked_at = now() WHERE user_id = $1",
-        &[user_id],
-    )
-    .await;
+    revoke_all(&db, user_id).await;
     assert!(
         survivor.closed(fast).await,
         "still open {fast:?} after the revocation was announced"
@@ -554,12 +560,7 @@ async fn without_announcements_the_periodic_check_closes_revoked_tokens() {
         .await
         .unwrap();
     until_subscribed(&mut ws, &state, &channel::user(alice), WAIT).await;
-    sql(
-        &db,
-        "UPDATE oauth_access_tokens SET revoked_at = now() WHERE user_id = $1",
-        &[user_id],
-    )
-    .await;
+    revoke_all(&db, user_id).await;
     assert!(
         ws.closed(Duration::from_secs(25)).await,
         "still open after re-validation"

@@ -433,6 +433,9 @@ async fn the_cache_can_be_turned_off() {
         .await
         .unwrap();
     assert_eq!(body["token_cache"], "disabled");
+    // Long enough for a listener to connect, had one been started (the other tests see
+    // theirs within a second).
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         listener_pids(&db).await.is_empty(),
         "no listener without a cache"

@@ -17,8 +17,7 @@ pub fn new_secret() -> String {
 
 /// The digest under which a handed-out secret is stored and looked up.
 pub fn digest(secret: &str) -> String {
-    let hash = Sha256::digest(secret.as_bytes());
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Argon2id with the crate's defaults (19 MiB, 2 passes), in PHC string format.
@@ -46,6 +45,15 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_are_lowercase_hex_sha256() {
+        // FIPS 180-2's example: stored digests must keep matching.
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn secrets_are_random_and_digests_stable() {
